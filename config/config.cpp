@@ -1,0 +1,420 @@
+// Settings: one table of keys drives reading YAML, applying flags, range
+// checks and writing YAML back, so a new setting is a field plus one row.
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <concepts>
+#include <cstdio>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <system_error>
+#include <type_traits>
+#include <variant>
+
+#include "config/override.hpp"
+
+namespace qilin::config {
+namespace {
+
+using StringList = std::vector<std::string>;
+using Field =
+    std::variant<int Config::*, int64_t Config::*, std::string Config::*, StringList Config::*>;
+
+constexpr int64_t no_limit = std::numeric_limits<int64_t>::max();
+
+struct Key {
+  std::string_view name;
+  Field field;
+  // Inclusive range checked by validate(); integer keys only.
+  int64_t min = 0;
+  int64_t max = no_limit;
+  // A list key given as one string is split on commas (gunicorn's
+  // forwarded_allow_ips); otherwise the string is the list's only entry.
+  bool comma_separated = false;
+};
+
+// In the order to_yaml() writes them, which is the order of Config's fields.
+const std::array key_table{
+    Key{.name = "bind", .field = &Config::bind},
+    Key{.name = "workers", .field = &Config::workers, .min = 1, .max = 1024},
+    Key{.name = "worker_class", .field = &Config::worker_class},
+    Key{.name = "threads", .field = &Config::threads, .min = 1, .max = 4096},
+    Key{.name = "worker_connections", .field = &Config::worker_connections, .min = 1},
+    Key{.name = "backlog", .field = &Config::backlog, .min = 1},
+    Key{.name = "timeout", .field = &Config::timeout},
+    Key{.name = "graceful_timeout", .field = &Config::graceful_timeout},
+    Key{.name = "keepalive", .field = &Config::keepalive},
+    Key{.name = "max_requests", .field = &Config::max_requests},
+    Key{.name = "max_requests_jitter", .field = &Config::max_requests_jitter},
+    // gunicorn's bounds; a 0 line limit means no limit, 0 fields means 32768.
+    Key{.name = "limit_request_line", .field = &Config::limit_request_line, .max = 8190},
+    Key{.name = "limit_request_fields", .field = &Config::limit_request_fields, .max = 32768},
+    Key{.name = "limit_request_field_size", .field = &Config::limit_request_field_size},
+    Key{.name = "limit_request_body", .field = &Config::limit_request_body},
+    Key{.name = "app", .field = &Config::app},
+    Key{.name = "static_dir", .field = &Config::static_dir},
+    Key{.name = "accesslog", .field = &Config::accesslog},
+    Key{.name = "errorlog", .field = &Config::errorlog},
+    Key{.name = "loglevel", .field = &Config::loglevel},
+    Key{.name = "pidfile", .field = &Config::pidfile},
+    Key{.name = "forwarded_allow_ips",
+        .field = &Config::forwarded_allow_ips,
+        .comma_separated = true},
+};
+
+constexpr std::array<std::string_view, 5> log_levels{"debug", "info", "warning", "error",
+                                                     "critical"};
+
+const Key* find_key(std::string_view name) {
+  auto it = std::ranges::find(key_table, name, &Key::name);
+  return it == key_table.end() ? nullptr : &*it;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      size_t substitution = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
+      row[j] = std::min({above + 1, row[j - 1] + 1, substitution});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key_message(std::string_view name) {
+  const Key* closest = nullptr;
+  size_t best = 3;  // suggest only within two edits: further off is noise
+  for (const Key& key : key_table) {
+    if (size_t distance = edit_distance(name, key.name); distance < best) {
+      best = distance;
+      closest = &key;
+    }
+  }
+  if (closest == nullptr) return fmt::format("unknown key '{}'", name);
+  return fmt::format("unknown key '{}' (did you mean '{}'?)", name, closest->name);
+}
+
+// ---- where a value came from, for messages ----
+
+std::string position(std::string_view source, const YAML::Mark& mark) {
+  if (mark.is_null()) return std::string(source);
+  return fmt::format("{}:{}:{}", source, mark.line + 1, mark.column + 1);
+}
+
+// Origins are either YAML positions ("FILE:LINE:COLUMN") or the flag that set
+// the key ("--workers", "APP"); they read differently in front of a message.
+bool is_yaml_position(std::string_view origin) {
+  for (int part = 0; part < 2; ++part) {
+    size_t colon = origin.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    std::string_view digits = origin.substr(colon + 1);
+    if (digits.empty() || !std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    origin = origin.substr(0, colon);
+  }
+  return true;
+}
+
+[[noreturn]] void fail(std::string_view origin, std::string_view key, std::string_view problem) {
+  if (origin.empty()) throw ConfigError(fmt::format("key '{}': {}", key, problem));
+  if (is_yaml_position(origin))
+    throw ConfigError(fmt::format("{}: key '{}': {}", origin, key, problem));
+  throw ConfigError(fmt::format("key '{}' (from {}): {}", key, origin, problem));
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// ---- turning text into a field's type; YAML and flags share these ----
+
+// Plain decimal only: YAML would also read 0x10, 1e3 or 1_000 as numbers, but
+// a setting written that way is more likely a typo than intent.
+template <std::integral T>
+T parse_integer(const Key& key, std::string_view text, std::string_view origin) {
+  std::string_view digits = text;
+  if (digits.size() > 1 && digits[0] == '+' && digits[1] != '-') digits.remove_prefix(1);
+  T value{};
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (error == std::errc::result_out_of_range)
+    fail(origin, key.name, fmt::format("expected an integer, got '{}' (out of range)", text));
+  if (digits.empty() || error != std::errc{} || end != digits.data() + digits.size())
+    fail(origin, key.name, fmt::format("expected an integer, got '{}'", text));
+  return value;
+}
+
+std::string_view trim(std::string_view text) {
+  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+StringList list_from_string(const Key& key, std::string_view text) {
+  if (!key.comma_separated) return {std::string(text)};
+  StringList items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    if (auto item = trim(text.substr(start, comma - start)); !item.empty())
+      items.emplace_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+template <class T>
+T from_text(const Key& key, std::string_view text, std::string_view origin) {
+  if constexpr (std::is_integral_v<T>) {
+    return parse_integer<T>(key, text, origin);
+  } else if constexpr (std::is_same_v<T, StringList>) {
+    return list_from_string(key, text);
+  } else {
+    static_assert(std::is_same_v<T, std::string>);
+    return std::string(text);
+  }
+}
+
+// `origin` is the value's position (the key's, for an implicit null).
+template <class T>
+T from_yaml(const Key& key, const YAML::Node& node, std::string_view source,
+            std::string_view origin) {
+  if constexpr (std::is_integral_v<T>) {
+    if (!node.IsScalar())
+      fail(origin, key.name, fmt::format("expected an integer, got {}", describe(node)));
+    return parse_integer<T>(key, node.Scalar(), origin);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (node.IsNull()) return {};
+    if (!node.IsScalar())
+      fail(origin, key.name, fmt::format("expected a string, got {}", describe(node)));
+    return node.Scalar();
+  } else {
+    static_assert(std::is_same_v<T, StringList>);
+    if (node.IsNull()) return {};
+    if (node.IsScalar()) return list_from_string(key, node.Scalar());
+    if (!node.IsSequence())
+      fail(origin, key.name,
+           fmt::format("expected a string or a list of strings, got {}", describe(node)));
+    StringList items;
+    for (const YAML::Node& item : node) {
+      if (!item.IsScalar())
+        fail(position(source, item.Mark()), key.name,
+             fmt::format("expected a list of strings, got {} in it", describe(item)));
+      items.push_back(item.Scalar());
+    }
+    return items;
+  }
+}
+
+std::string read_file(const std::string& path) {
+  auto fail_with_errno = [&path] {
+    throw ConfigError(fmt::format("cannot read config file '{}': {}", path,
+                                  std::generic_category().message(errno)));
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
+  if (!file) fail_with_errno();
+  std::string text;
+  std::array<char, 4096> chunk;
+  while (size_t got = std::fread(chunk.data(), 1, chunk.size(), file.get())) {
+    text.append(chunk.data(), got);
+  }
+  // A directory opens fine on Linux and fails here, with EISDIR.
+  if (std::ferror(file.get())) fail_with_errno();
+  return text;
+}
+
+std::optional<uint16_t> parse_port(std::string_view text) {
+  if (text.empty() || text.size() > 5 ||
+      !std::ranges::all_of(text, [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  unsigned port = 0;
+  std::from_chars(text.data(), text.data() + text.size(), port);
+  // Port 0 asks the kernel for a free port; the master logs the one it got.
+  if (port > 65535) return std::nullopt;
+  return static_cast<uint16_t>(port);
+}
+
+bool is_address(int family, std::string_view host) {
+  std::array<unsigned char, sizeof(in6_addr)> binary;
+  return inet_pton(family, std::string(host).c_str(), binary.data()) == 1;
+}
+
+}  // namespace
+
+void apply_yaml(Config& into, std::string_view yaml_text, std::string_view source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& error) {
+    throw ConfigError(
+        fmt::format("{}: invalid YAML: {}", position(source_name, error.mark), error.msg));
+  }
+  if (root.IsNull()) return;  // an empty file, or only comments: nothing to change
+  if (!root.IsMap()) {
+    throw ConfigError(fmt::format("{}: expected a mapping of settings (key: value), got {}",
+                                  position(source_name, root.Mark()), describe(root)));
+  }
+
+  // Work on a copy so a bad file leaves `into` untouched (a HUP reload keeps
+  // running on the old settings).
+  Config result = into;
+  std::map<std::string, std::string, std::less<>> first_seen;
+  for (const auto& entry : root) {
+    const YAML::Node& name_node = entry.first;
+    const YAML::Node& value = entry.second;
+    std::string key_position = position(source_name, name_node.Mark());
+    if (!name_node.IsScalar()) {
+      throw ConfigError(
+          fmt::format("{}: expected a key name, got {}", key_position, describe(name_node)));
+    }
+    const std::string& name = name_node.Scalar();
+    const Key* key = find_key(name);
+    if (key == nullptr)
+      throw ConfigError(fmt::format("{}: {}", key_position, unknown_key_message(name)));
+    // yaml-cpp keeps both entries of a repeated key; which one wins would be
+    // an accident of iteration order.
+    if (auto [earlier, inserted] = first_seen.emplace(name, key_position); !inserted) {
+      throw ConfigError(fmt::format("{}: key '{}' given twice (first at {})", key_position, name,
+                                    earlier->second));
+    }
+    // An implicit null ("app:") is marked at the next token, often a line below.
+    std::string value_position =
+        value.IsNull() ? key_position : position(source_name, value.Mark());
+    std::visit(
+        [&]<class T>(T Config::*field) {
+          result.*field = from_yaml<T>(*key, value, source_name, value_position);
+        },
+        key->field);
+    result.origin.insert_or_assign(name, key_position);
+  }
+  into = std::move(result);
+}
+
+void apply_yaml_file(Config& into, const std::string& path) {
+  apply_yaml(into, read_file(path), path);
+}
+
+void apply_override(Config& into, std::string_view name, std::string_view value,
+                    std::string_view origin, bool first_for_key) {
+  const Key* key = find_key(name);
+  if (key == nullptr)
+    throw ConfigError(fmt::format("{} (from {})", unknown_key_message(name), origin));
+  std::visit(
+      [&]<class T>(T Config::*field) {
+        T parsed = from_text<T>(*key, value, origin);
+        if constexpr (std::is_same_v<T, StringList>) {
+          if (first_for_key) (into.*field).clear();
+          std::ranges::move(parsed, std::back_inserter(into.*field));
+        } else {
+          into.*field = std::move(parsed);
+        }
+      },
+      key->field);
+  into.origin.insert_or_assign(std::string(name), std::string(origin));
+}
+
+std::optional<BindAddress> parse_bind(std::string_view text) {
+  constexpr std::string_view unix_prefix = "unix:";
+  if (text.starts_with(unix_prefix)) {
+    std::string_view path = text.substr(unix_prefix.size());
+    if (path.empty()) return std::nullopt;
+    return BindAddress{.kind = BindAddress::Kind::Unix, .path = std::string(path)};
+  }
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::optional<uint16_t> port = parse_port(text.substr(colon + 1));
+  if (!port) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    if (!is_address(AF_INET6, host)) return std::nullopt;
+    return BindAddress{.kind = BindAddress::Kind::Tcp6, .host = std::string(host), .port = *port};
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (!is_address(AF_INET, host)) return std::nullopt;
+  return BindAddress{.kind = BindAddress::Kind::Tcp4, .host = std::string(host), .port = *port};
+}
+
+void validate(const Config& config, std::span<const std::string_view> worker_classes) {
+  auto origin_of = [&config](std::string_view key) -> std::string_view {
+    auto it = config.origin.find(key);
+    return it == config.origin.end() ? std::string_view{} : std::string_view(it->second);
+  };
+
+  for (const Key& key : key_table) {
+    std::visit(
+        [&]<class T>(T Config::*field) {
+          if constexpr (std::is_integral_v<T>) {
+            int64_t value = config.*field;
+            if (value < key.min)
+              fail(origin_of(key.name), key.name,
+                   fmt::format("must be at least {}, got {}", key.min, value));
+            if (value > key.max)
+              fail(origin_of(key.name), key.name,
+                   fmt::format("must be at most {}, got {}", key.max, value));
+          }
+        },
+        key.field);
+  }
+
+  if (std::ranges::find(worker_classes, config.worker_class) == worker_classes.end()) {
+    std::string known =
+        worker_classes.empty() ? "none" : fmt::format("{}", fmt::join(worker_classes, ", "));
+    fail(origin_of("worker_class"), "worker_class",
+         fmt::format("unknown worker class '{}' (known: {})", config.worker_class, known));
+  }
+  if (std::ranges::find(log_levels, config.loglevel) == log_levels.end()) {
+    fail(origin_of("loglevel"), "loglevel",
+         fmt::format("must be one of {}, got '{}'", fmt::join(log_levels, ", "), config.loglevel));
+  }
+  if (config.bind.empty()) fail(origin_of("bind"), "bind", "at least one address is required");
+  for (const std::string& address : config.bind) {
+    if (!parse_bind(address)) {
+      fail(origin_of("bind"), "bind",
+           fmt::format("cannot use '{}': expected HOST:PORT (IPv4 address or localhost), "
+                       "[IPv6 address]:PORT or unix:PATH, with PORT 0-65535 (0: any free port)",
+                       address));
+    }
+  }
+}
+
+std::string to_yaml(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  for (const Key& key : key_table) {
+    out << YAML::Key << std::string(key.name) << YAML::Value;
+    std::visit([&]<class T>(T Config::*field) { out << config.*field; }, key.field);
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace qilin::config

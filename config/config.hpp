@@ -1,0 +1,99 @@
+// qilin's settings: one plain struct with gunicorn's names and defaults,
+// loaded from YAML (-c FILE), overridden by command-line flags, validated
+// before anything is bound. Errors name the key and its YAML line and column.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qilin::config {
+
+struct Config {
+  std::vector<std::string> bind{"127.0.0.1:8000"};  // HOST:PORT, [v6]:PORT, unix:PATH
+  int workers = 1;
+  std::string worker_class = "sync";
+  int threads = 1;
+  int worker_connections = 1000;
+  int backlog = 2048;
+  int timeout = 30;           // seconds a worker may stay silent (0: never killed)
+  int graceful_timeout = 30;  // seconds to finish in-flight requests on TERM
+  int keepalive = 2;          // seconds an idle keep-alive connection is kept
+  int max_requests = 0;       // 0: unlimited
+  int max_requests_jitter = 0;
+  int limit_request_line = 4094;        // 0..8190; 0: unlimited (as in gunicorn)
+  int limit_request_fields = 100;       // 0..32768; 0: 32768 (as in gunicorn)
+  int limit_request_field_size = 8190;  // 0: unlimited (as in gunicorn)
+  int64_t limit_request_body = 1 << 20;
+  std::string app = "hello";         // built-in name or path to a shared library
+  std::string static_dir = "static"; // the demo app's /static/ root
+  std::string accesslog;             // empty: off; "-": stdout
+  std::string errorlog = "-";        // "-": stderr
+  std::string loglevel = "info";     // debug, info, warning, error, critical
+  std::string pidfile;               // empty: none
+  std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
+
+  // Where each key given in YAML was written: "FILE:LINE:COLUMN". Lets checks
+  // made later (e.g. an unknown worker class) point at the line.
+  std::map<std::string, std::string, std::less<>> origin;
+};
+
+// The message always names the key; for YAML input also "FILE:LINE:COLUMN".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One entry of `bind`, ready for socket()/bind(). `host` is a numeric
+// literal without brackets ("localhost" is resolved here to 127.0.0.1, so the
+// master never needs a resolver); `path` is set only for Unix sockets.
+struct BindAddress {
+  enum class Kind { Tcp4, Tcp6, Unix };
+  Kind kind = Kind::Tcp4;
+  std::string host{};
+  uint16_t port = 0;
+  std::string path{};
+
+  bool operator==(const BindAddress&) const = default;
+};
+
+// "HOST:PORT" (IPv4 literal or localhost), "[V6ADDR]:PORT" or "unix:PATH";
+// port 1..65535. Anything else (host names, a missing port) is nullopt.
+std::optional<BindAddress> parse_bind(std::string_view text);
+
+// Parse YAML text into `into` (keys absent from the text keep their value).
+// Throws ConfigError for syntax errors, unknown keys, wrong types.
+void apply_yaml(Config& into, std::string_view yaml_text, std::string_view source_name);
+void apply_yaml_file(Config& into, const std::string& path);
+
+// Range and consistency checks; `worker_classes` are the names a worker
+// registry knows. Throws ConfigError naming the key (and origin when known).
+void validate(const Config& config, std::span<const std::string_view> worker_classes);
+
+// The effective configuration as YAML (what --check-config prints).
+std::string to_yaml(const Config& config);
+
+// ---- the command line ----
+// Flags keep gunicorn's spelling. Overrides are kept apart from the YAML so a
+// reload (HUP) can re-read the file and apply the same flags on top again.
+struct CommandLine {
+  std::optional<std::string> config_file;  // -c
+  std::vector<std::string> overrides;      // normalized "key=value" in flag order
+  bool check_config = false;
+  bool show_version = false;
+  // Parsed Config = defaults, then the YAML file, then the flags.
+};
+
+// Throws ConfigError on a bad flag (the message is CLI11's, with --help hint).
+// Returns nullopt after printing --help (the caller exits 0).
+std::optional<CommandLine> parse_command_line(int argc, const char* const* argv);
+
+// defaults → YAML file (if any) → flag overrides → validate.
+Config build(const CommandLine& cli, std::span<const std::string_view> worker_classes);
+
+}  // namespace qilin::config

@@ -1,0 +1,67 @@
+// What an application sees and returns: a parsed request and a response.
+// Both are plain values; every framing rule (lengths, chunking, keep-alive,
+// the Date and Server headers) is applied by http::Session, not here.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sys/fd.hpp"
+
+namespace qilin::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// RFC 9110 §5.1: field names are case-insensitive (ASCII only).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct Request {
+  uint64_t id = 0;  // arrival order within the connection; pass it back to Session::respond
+  std::string method;
+  std::string target;  // as sent, e.g. "/sleep?ms=10"
+  int version_minor = 1;  // HTTP/1.<minor>; HTTP/1.x is all this server speaks
+  std::vector<Header> headers;
+  std::string body;  // complete and de-chunked before the app sees the request
+  bool keep_alive = true;  // what the client asked for (RFC 9112 §9.3)
+
+  std::string_view path() const noexcept;   // target up to '?'
+  std::string_view query() const noexcept;  // after '?', or empty
+  // First value of a field, or nullopt. Duplicates are joined by the caller if needed.
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
+  // Value of key=value in the query string (no percent-decoding), or nullopt.
+  std::optional<std::string_view> query_param(std::string_view key) const noexcept;
+};
+
+// A body the session pulls piece by piece and sends chunked (RFC 9112 §7.1),
+// for apps that stream without knowing the length. Returning nullopt ends it.
+using BodyStream = std::function<std::optional<std::string>()>;
+
+struct Response {
+  int status = 200;
+  // Application headers. The session adds Date, Server, Connection and the
+  // framing (Content-Length or Transfer-Encoding) itself; an app that sets a
+  // framing header has it replaced, never duplicated.
+  std::vector<Header> headers;
+  std::string body;
+  // A file region sent after `body` without copying it through user space
+  // where the worker can (sendfile, splice). Owned by the response.
+  sys::Fd file;
+  off_t file_offset = 0;
+  size_t file_length = 0;
+  BodyStream stream;  // set: chunked; then `body` and `file` must be empty
+
+  Response() = default;
+  Response(int status_code, std::string text, std::string_view content_type = "text/plain");
+  Response& set(std::string_view name, std::string_view value);
+};
+
+}  // namespace qilin::http

@@ -1,0 +1,219 @@
+#include "http/response_writer.hpp"
+
+#include <charconv>
+
+#include "http/date.hpp"
+
+namespace qilin::http {
+namespace {
+
+// RFC 9110 §15 (413 and 422 use the RFC 9110 names, not RFC 7231's).
+#define QILIN_HTTP_STATUSES(X)              \
+  X(100, "Continue")                        \
+  X(101, "Switching Protocols")             \
+  X(103, "Early Hints")                     \
+  X(200, "OK")                              \
+  X(201, "Created")                         \
+  X(202, "Accepted")                        \
+  X(203, "Non-Authoritative Information")   \
+  X(204, "No Content")                      \
+  X(205, "Reset Content")                   \
+  X(206, "Partial Content")                 \
+  X(300, "Multiple Choices")                \
+  X(301, "Moved Permanently")               \
+  X(302, "Found")                           \
+  X(303, "See Other")                       \
+  X(304, "Not Modified")                    \
+  X(307, "Temporary Redirect")              \
+  X(308, "Permanent Redirect")              \
+  X(400, "Bad Request")                     \
+  X(401, "Unauthorized")                    \
+  X(402, "Payment Required")                \
+  X(403, "Forbidden")                       \
+  X(404, "Not Found")                       \
+  X(405, "Method Not Allowed")              \
+  X(406, "Not Acceptable")                  \
+  X(407, "Proxy Authentication Required")   \
+  X(408, "Request Timeout")                 \
+  X(409, "Conflict")                        \
+  X(410, "Gone")                            \
+  X(411, "Length Required")                 \
+  X(412, "Precondition Failed")             \
+  X(413, "Content Too Large")               \
+  X(414, "URI Too Long")                    \
+  X(415, "Unsupported Media Type")          \
+  X(416, "Range Not Satisfiable")           \
+  X(417, "Expectation Failed")              \
+  X(421, "Misdirected Request")             \
+  X(422, "Unprocessable Content")           \
+  X(425, "Too Early")                       \
+  X(426, "Upgrade Required")                \
+  X(428, "Precondition Required")           \
+  X(429, "Too Many Requests")               \
+  X(431, "Request Header Fields Too Large") \
+  X(451, "Unavailable For Legal Reasons")   \
+  X(500, "Internal Server Error")           \
+  X(501, "Not Implemented")                 \
+  X(502, "Bad Gateway")                     \
+  X(503, "Service Unavailable")             \
+  X(504, "Gateway Timeout")                 \
+  X(505, "HTTP Version Not Supported")      \
+  X(511, "Network Authentication Required")
+
+constexpr std::string_view kServerDate = "\r\nServer: qilin\r\nDate: ";
+
+// The status line and the two fields every response starts with, as one
+// literal per known status: one append instead of five on the hot path.
+std::string_view status_prefix(int status) noexcept {
+  switch (status) {
+#define QILIN_PREFIX(code, reason) \
+  case code:                       \
+    return "HTTP/1.1 " #code " " reason "\r\nServer: qilin\r\nDate: ";
+    QILIN_HTTP_STATUSES(QILIN_PREFIX)
+#undef QILIN_PREFIX
+    default:
+      return {};
+  }
+}
+
+bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
+
+// A field the head can carry verbatim: a line break would let the app (or
+// whoever fed it the value) inject fields or a second response.
+bool safe_field(const Header& h) noexcept {
+  if (h.name.empty()) return false;
+  for (char c : h.name) {
+    if (c == '\r' || c == '\n' || c == '\0' || c == ':' || is_space(c)) return false;
+  }
+  for (char c : h.value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
+// RFC 9110 §7.6.1: Connection is a comma-separated list of case-insensitive options.
+bool has_close_option(std::string_view value) noexcept {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    while (!item.empty() && is_space(item.front())) item.remove_prefix(1);
+    while (!item.empty() && is_space(item.back())) item.remove_suffix(1);
+    if (iequals(item, "close")) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+enum class Owned { kNo, kDrop, kConnection };
+
+// Fields the session writes itself. Sorted by length first: most app fields
+// fail the length test without a byte compared.
+Owned owned_field(std::string_view name) noexcept {
+  switch (name.size()) {
+    case 4:
+      return iequals(name, "date") ? Owned::kDrop : Owned::kNo;
+    case 6:
+      return iequals(name, "server") ? Owned::kDrop : Owned::kNo;
+    case 10:
+      return iequals(name, "connection") ? Owned::kConnection : Owned::kNo;
+    case 14:
+      return iequals(name, "content-length") ? Owned::kDrop : Owned::kNo;
+    case 17:
+      return iequals(name, "transfer-encoding") ? Owned::kDrop : Owned::kNo;
+    default:
+      return Owned::kNo;
+  }
+}
+
+void append_number(std::string& out, uint64_t n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  (void)ec;  // 24 digits hold any uint64_t
+  out.append(digits, end);
+}
+
+}  // namespace
+
+std::string_view reason_phrase(int status) noexcept {
+  switch (status) {
+#define QILIN_REASON(code, reason) \
+  case code:                       \
+    return reason;
+    QILIN_HTTP_STATUSES(QILIN_REASON)
+#undef QILIN_REASON
+    default:
+      return {};
+  }
+}
+
+bool write_head(std::string& out, const HeadSpec& spec, std::span<const Header> app_headers) {
+  std::string_view prefix = status_prefix(spec.status);
+  if (!prefix.empty()) {
+    out.append(prefix);
+  } else {
+    // RFC 9112 §4: status-code is three digits; the reason phrase may be empty
+    // but the space before it may not.
+    out.append("HTTP/1.1 ");
+    append_number(out, static_cast<uint64_t>(spec.status));
+    out.push_back(' ');
+    out.append(kServerDate);
+  }
+  out.append(current_date());
+  out.append("\r\n");
+
+  bool app_close = false;
+  for (const Header& h : app_headers) {
+    switch (owned_field(h.name)) {
+      case Owned::kDrop:
+        continue;
+      case Owned::kConnection:
+        app_close = app_close || has_close_option(h.value);
+        continue;
+      case Owned::kNo:
+        break;
+    }
+    if (!safe_field(h)) continue;
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+
+  switch (spec.framing) {
+    case Framing::kLength:
+      out.append("Content-Length: ");
+      append_number(out, spec.content_length);
+      out.append("\r\n");
+      break;
+    case Framing::kChunked:
+      out.append("Transfer-Encoding: chunked\r\n");
+      break;
+    case Framing::kNone:
+    case Framing::kUntilClose:
+      break;
+  }
+  bool close = spec.close || app_close;
+  if (close) {
+    out.append("Connection: close\r\n\r\n");
+  } else if (spec.keep_alive_token) {
+    out.append("Connection: keep-alive\r\n\r\n");
+  } else {
+    out.append("\r\n");
+  }
+  return close;
+}
+
+void write_error(std::string& head, std::string& body, int status) {
+  static const Header kTextPlain[] = {{"Content-Type", "text/plain; charset=utf-8"}};
+  body.assign(reason_phrase(status));
+  body.push_back('\n');
+  HeadSpec spec{.status = status,
+                .framing = Framing::kLength,
+                .content_length = body.size(),
+                .close = true,
+                .keep_alive_token = false};
+  write_head(head, spec, kTextPlain);
+}
+
+}  // namespace qilin::http

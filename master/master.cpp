@@ -1,0 +1,438 @@
+#include "master/master.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "sys/error.hpp"
+#include "sys/log.hpp"
+#include "workers/worker.hpp"
+
+namespace qilin::master {
+
+namespace {
+
+// The handler's only job: queue the signal for the loop (STYLE 4).
+int signal_queue_fd = -1;
+
+void queue_signal(int signal) noexcept {
+  int saved = errno;
+  const char number = static_cast<char>(signal);
+  [[maybe_unused]] auto ignored = ::write(signal_queue_fd, &number, 1);
+  errno = saved;
+}
+
+constexpr int kHandledSignals[] = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT,
+                                   SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD};
+// Until binary upgrade (USR2) exists, its default action (terminate) must not
+// take the whole server down; WINCH is ignored as gunicorn does when not daemonized.
+constexpr int kIgnoredSignals[] = {SIGUSR2, SIGWINCH, SIGPIPE};
+
+constexpr size_t kScoreboardSlots =
+    2048;  // twice the largest `workers`: a reload runs both generations
+
+sys::LogSettings log_settings(const config::Config& config) {
+  return {.errorlog = config.errorlog, .accesslog = config.accesslog, .loglevel = config.loglevel};
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return name ? fmt::format("was sent SIG{}", name)
+                : fmt::format("was sent signal {}", WTERMSIG(status));
+  }
+  return "changed state";
+}
+
+}  // namespace
+
+Master::Master(config::CommandLine command_line, config::Config config)
+    : command_line_(std::move(command_line)),
+      config_(std::move(config)),
+      scoreboard_(kScoreboardSlots),
+      target_workers_(config_.workers) {}
+
+Master::~Master() {
+  for (const auto& listener : listeners_)
+    if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+  remove_pidfile();
+}
+
+int Master::run() {
+  spdlog::info("Starting qilin {}", QILIN_VERSION);
+  raise_file_limit();
+  try {
+    bind_listeners();
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot listen: {}", error.what());
+    return 1;
+  }
+  install_signal_handlers();
+  write_pidfile();
+  spdlog::info("Using worker: {}", config_.worker_class);
+  manage_workers();
+
+  while (!exit_code_) {
+    wait_for_signal(1000);
+    if (exit_code_) break;
+    reap_workers();
+    murder_workers();
+    manage_workers();
+  }
+  if (!reason_.empty()) spdlog::error("Reason: {}", reason_);
+  spdlog::info("Shutting down: Master");
+  return *exit_code_;
+}
+
+// worker_connections means descriptors: lift the soft limit to the hard one
+// (nginx's worker_rlimit_nofile), inherited by every worker.
+void Master::raise_file_limit() {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == files.rlim_max) return;
+  files.rlim_cur = files.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &files) != 0)
+    spdlog::warn("{}", sys::describe("setrlimit", errno));
+}
+
+void Master::bind_listeners() {
+  std::vector<sys::Listener> bound;
+  for (const auto& spec : config_.bind) {
+    auto address = config::parse_bind(spec);
+    if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
+    sys::Listener listener;
+    try {
+      switch (address->kind) {
+        case config::BindAddress::Kind::Unix:
+          listener = sys::listen_unix(address->path, config_.backlog, spec);
+          break;
+        case config::BindAddress::Kind::Tcp6:
+          listener = sys::listen_tcp(sys::Family::Tcp6, address->host, address->port,
+                                     config_.backlog, spec);
+          break;
+        case config::BindAddress::Kind::Tcp4:
+          listener = sys::listen_tcp(sys::Family::Tcp4, address->host, address->port,
+                                     config_.backlog, spec);
+          break;
+      }
+    } catch (const sys::SysError& error) {
+      throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
+    }
+    if (address->kind == config::BindAddress::Kind::Unix)
+      spdlog::info("Listening at: unix:{} ({})", address->path, ::getpid());
+    else if (address->kind == config::BindAddress::Kind::Tcp6)
+      spdlog::info("Listening at: http://[{}]:{} ({})", address->host,
+                   sys::local_port(listener.fd.get()), ::getpid());
+    else
+      spdlog::info("Listening at: http://{}:{} ({})", address->host,
+                   sys::local_port(listener.fd.get()), ::getpid());
+    bound.push_back(std::move(listener));
+  }
+  // Only now: a reload whose new binds fail keeps the old listeners.
+  for (const auto& old : listeners_) {
+    bool kept = std::any_of(bound.begin(), bound.end(),
+                            [&](const auto& l) { return l.unix_path == old.unix_path; });
+    if (!old.unix_path.empty() && !kept) ::unlink(old.unix_path.c_str());
+  }
+  listeners_ = std::move(bound);
+}
+
+void Master::install_signal_handlers() {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) throw sys::SysError("pipe2", errno);
+  signal_pipe_read_.reset(pipe_fds[0]);
+  signal_pipe_write_.reset(pipe_fds[1]);
+  signal_queue_fd = pipe_fds[1];
+  struct sigaction action {};
+  action.sa_handler = queue_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int signal : kHandledSignals)
+    if (::sigaction(signal, &action, nullptr) != 0) throw sys::SysError("sigaction", errno);
+  for (int signal : kIgnoredSignals) ::signal(signal, SIG_IGN);
+}
+
+// Sleeps until a signal is queued or `timeout_ms` passes, then handles every
+// queued signal in arrival order. Returns how many were handled.
+int64_t Master::wait_for_signal(int timeout_ms) {
+  pollfd watched{.fd = signal_pipe_read_.get(), .events = POLLIN, .revents = 0};
+  if (::poll(&watched, 1, timeout_ms) < 0 && errno != EINTR)
+    spdlog::error("{}", sys::describe("poll", errno));
+  char queued[64];
+  int64_t handled = 0;
+  ssize_t n;
+  while ((n = ::read(signal_pipe_read_.get(), queued, sizeof queued)) > 0) {
+    for (ssize_t i = 0; i < n && !exit_code_; ++i) dispatch(queued[i]);
+    handled += n;
+  }
+  return handled;
+}
+
+void Master::dispatch(int signal) {
+  switch (signal) {
+    case SIGCHLD:
+      return handle_chld();
+    case SIGHUP:
+      return handle_hup();
+    case SIGTERM:
+      return handle_term();
+    case SIGINT:
+      return handle_int();
+    case SIGQUIT:
+      return handle_quit();
+    case SIGTTIN:
+      return handle_ttin();
+    case SIGTTOU:
+      return handle_ttou();
+    case SIGUSR1:
+      return handle_usr1();
+    default:
+      spdlog::warn("ignoring unexpected signal {}", signal);
+  }
+}
+
+void Master::handle_chld() { reap_workers(); }
+
+// Reload: re-read the YAML, apply the same flags on top, start the new
+// workers beside the old ones, and retire the old generation once the new one
+// is ready. A broken file keeps the server running as it was.
+void Master::handle_hup() {
+  spdlog::info("Hang up: Master");
+  config::Config fresh;
+  try {
+    auto names = workers::worker_class_names();
+    fresh = config::build(command_line_, names);
+  } catch (const std::exception& error) {
+    spdlog::error("reload failed, keeping the running configuration: {}", error.what());
+    return;
+  }
+  auto previous = std::move(config_);
+  config_ = std::move(fresh);
+  if (config_.bind != previous.bind || config_.backlog != previous.backlog) {
+    try {
+      bind_listeners();
+    } catch (const std::exception& error) {
+      spdlog::error("reload failed, keeping the running configuration: cannot listen: {}",
+                    error.what());
+      config_ = std::move(previous);
+      return;
+    }
+  }
+  try {
+    sys::setup_logging(log_settings(config_));
+  } catch (const std::exception& error) {
+    spdlog::error("cannot reopen logs with the new configuration: {}", error.what());
+  }
+  if (config_.worker_class != previous.worker_class)
+    spdlog::info("Switching worker class: {} -> {}", previous.worker_class, config_.worker_class);
+  target_workers_ = config_.workers;
+  ++generation_;
+  manage_workers();
+}
+
+void Master::handle_term() { stop(true); }
+void Master::handle_int() { stop(false); }
+void Master::handle_quit() { stop(false); }
+
+void Master::handle_ttin() {
+  ++target_workers_;
+  spdlog::info("Handling signal: ttin: {} workers", target_workers_);
+  manage_workers();
+}
+
+void Master::handle_ttou() {
+  if (target_workers_ > 1) --target_workers_;
+  spdlog::info("Handling signal: ttou: {} workers", target_workers_);
+  manage_workers();
+}
+
+void Master::handle_usr1() {
+  sys::reopen_logs();
+  spdlog::info("Handling signal: usr1: reopened log files");
+  kill_workers(SIGUSR1);
+}
+
+void Master::spawn_worker() {
+  ScoreboardSlot* slot = scoreboard_.claim();
+  if (!slot) {
+    spdlog::error("no free scoreboard slot: not spawning a worker");
+    return;
+  }
+  spdlog::default_logger()->flush();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    spdlog::error("{}", sys::describe("fork", errno));
+    Scoreboard::release(*slot);
+    return;
+  }
+  if (pid == 0) {
+    // The child: forget the master's signal plumbing, become a worker, and
+    // never return into the master's stack.
+    signal_pipe_read_.reset();
+    signal_pipe_write_.reset();
+    for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
+    ::signal(SIGUSR2, SIG_DFL);
+    slot->pid = ::getpid();
+    int code = workers::kExitBootError;
+    try {
+      const auto* worker_class = workers::find_worker_class(config_.worker_class);
+      auto worker = worker_class->make({.config = config_, .listeners = listeners_, .slot = *slot});
+      code = worker->main();
+    } catch (const std::exception& error) {
+      spdlog::error("worker failed: {}", error.what());
+    }
+    spdlog::default_logger()->flush();
+    if (auto* access = sys::access_log()) access->flush();
+    ::_exit(code);
+  }
+  slot->pid = pid;
+  workers_.emplace(
+      pid, WorkerProcess{.slot = slot, .generation = generation_, .spawned_ms = monotonic_ms()});
+}
+
+void Master::reap_workers() {
+  int status = 0;
+  pid_t pid;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    auto found = workers_.find(pid);
+    if (found == workers_.end()) continue;
+    auto& worker = found->second;
+    const bool never_booted = worker.slot->state.load() == WorkerState::Booting;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (never_booted && (code == workers::kExitBootError || code == workers::kExitAppLoadError) &&
+        !exit_code_) {
+      Scoreboard::release(*worker.slot);
+      workers_.erase(found);
+      halt(code,
+           code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
+      return;
+    }
+    if (worker.retiring || (WIFEXITED(status) && code == 0))
+      spdlog::info("Worker exiting (pid: {}) {}", pid, describe_exit(status));
+    else
+      spdlog::error("Worker (pid:{}) {}", pid, describe_exit(status));
+    Scoreboard::release(*worker.slot);
+    workers_.erase(found);
+  }
+}
+
+// A worker whose heartbeat is older than `timeout` is stuck (in sync: a
+// request ran too long). ABRT first, so it can say so; KILL a second later.
+void Master::murder_workers() {
+  if (config_.timeout <= 0) return;
+  const int64_t now = monotonic_ms();
+  for (auto& [pid, worker] : workers_) {
+    if (now - worker.slot->heartbeat_ms.load() <= int64_t{config_.timeout} * 1000) continue;
+    if (worker.abort_sent_ms == 0) {
+      spdlog::critical("WORKER TIMEOUT (pid:{})", pid);
+      ::kill(pid, SIGABRT);
+      worker.abort_sent_ms = now;
+    } else if (now - worker.abort_sent_ms > 1000) {
+      ::kill(pid, SIGKILL);
+    }
+  }
+}
+
+void Master::manage_workers() {
+  if (exit_code_) return;
+  std::vector<pid_t> current, older;
+  int current_ready = 0;
+  for (auto& [pid, worker] : workers_) {
+    if (worker.retiring) continue;
+    if (worker.generation == generation_) {
+      current.push_back(pid);
+      if (worker.slot->state.load() == WorkerState::Ready) ++current_ready;
+    } else {
+      older.push_back(pid);
+    }
+  }
+  for (int missing = target_workers_ - static_cast<int>(current.size()); missing > 0; --missing)
+    spawn_worker();
+  // std::map orders by pid, not age: retire by spawn time, oldest first (TTOU).
+  std::sort(current.begin(), current.end(), [&](pid_t a, pid_t b) {
+    return workers_.at(a).spawned_ms < workers_.at(b).spawned_ms;
+  });
+  const int extra = static_cast<int>(current.size()) - target_workers_;
+  for (int i = 0; i < extra; ++i)
+    retire(current[static_cast<size_t>(i)], workers_.at(current[static_cast<size_t>(i)]));
+  // After a reload: the old generation goes once the new one can serve.
+  if (!older.empty() && current_ready >= target_workers_)
+    for (pid_t pid : older) retire(pid, workers_.at(pid));
+}
+
+void Master::retire(pid_t pid, WorkerProcess& worker) {
+  worker.retiring = true;
+  ::kill(pid, SIGTERM);
+}
+
+void Master::kill_workers(int signal) {
+  for (const auto& [pid, worker] : workers_) ::kill(pid, signal);
+}
+
+// TERM: workers finish what they accepted, KILL after graceful_timeout.
+// INT/QUIT: workers drop everything at once.
+void Master::stop(bool graceful) {
+  spdlog::info("Handling signal: {}", graceful ? "term" : "int/quit");
+  // Unix socket files go first, so no new client finds them; the workers keep
+  // their inherited descriptors open while they drain.
+  for (const auto& listener : listeners_)
+    if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+  listeners_.clear();
+  kill_workers(graceful ? SIGTERM : SIGQUIT);
+  const int64_t deadline = monotonic_ms() + int64_t{config_.graceful_timeout} * 1000;
+  while (!workers_.empty() && monotonic_ms() < deadline) {
+    pollfd watched{.fd = signal_pipe_read_.get(), .events = POLLIN, .revents = 0};
+    ::poll(&watched, 1, 100);
+    char drained[64];
+    while (::read(signal_pipe_read_.get(), drained, sizeof drained) > 0) {
+    }
+    reap_workers();
+  }
+  if (!workers_.empty()) {
+    spdlog::warn("{} workers still running after graceful_timeout: killing them", workers_.size());
+    kill_workers(SIGKILL);
+    while (!workers_.empty()) {
+      int status;
+      pid_t pid = ::waitpid(-1, &status, 0);
+      if (pid < 0) break;
+      if (auto found = workers_.find(pid); found != workers_.end()) {
+        Scoreboard::release(*found->second.slot);
+        workers_.erase(found);
+      }
+    }
+  }
+  if (!exit_code_) exit_code_ = 0;
+}
+
+void Master::halt(int exit_code, const std::string& reason) {
+  reason_ = reason;
+  exit_code_ = exit_code;  // set first: stop() must not overwrite it, reap must not re-halt
+  stop(true);
+}
+
+void Master::write_pidfile() {
+  if (config_.pidfile.empty()) return;
+  std::ofstream file(config_.pidfile, std::ios::trunc);
+  file << ::getpid() << '\n';
+  if (!file) spdlog::error("cannot write pidfile {}: {}", config_.pidfile, std::strerror(errno));
+}
+
+void Master::remove_pidfile() {
+  if (config_.pidfile.empty()) return;
+  std::ifstream file(config_.pidfile);
+  pid_t written = 0;
+  // Only our own: after an upgrade the file may name another master.
+  if (file >> written && written == ::getpid()) ::unlink(config_.pidfile.c_str());
+}
+
+}  // namespace qilin::master

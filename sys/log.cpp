@@ -1,0 +1,56 @@
+#include "sys/log.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace qilin::sys {
+
+namespace {
+
+LogSettings current;
+std::shared_ptr<spdlog::logger> access;
+
+spdlog::level::level_enum level_from_name(const std::string& name) {
+  if (name == "warning") return spdlog::level::warn;
+  if (name == "error") return spdlog::level::err;
+  return spdlog::level::from_str(name);  // debug, info, critical
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& path,
+                                            bool to_stdout) {
+  spdlog::sink_ptr sink;
+  if (path == "-")
+    sink = to_stdout ? spdlog::sink_ptr(std::make_shared<spdlog::sinks::stdout_sink_mt>())
+                     : spdlog::sink_ptr(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  else
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+  return std::make_shared<spdlog::logger>(name, std::move(sink));
+}
+
+}  // namespace
+
+void setup_logging(const LogSettings& settings) {
+  auto error_log = make_logger("error", settings.errorlog, false);
+  // gunicorn's error-log line: [2026-11-25 07:26:54 +0000] [4242] [INFO] Booting worker
+  error_log->set_pattern("[%Y-%m-%d %H:%M:%S %z] [%P] [%^%L%$] %v");
+  error_log->set_level(level_from_name(settings.loglevel));
+  error_log->flush_on(spdlog::level::info);
+  std::shared_ptr<spdlog::logger> access_logger;
+  if (!settings.accesslog.empty()) {
+    access_logger = make_logger("access", settings.accesslog, true);
+    access_logger->set_pattern("%v");
+    // Flushed by each worker once a second (Worker::notify), not per line:
+    // a write(2) per request would cost more than the request.
+    access_logger->flush_on(spdlog::level::off);
+  }
+  spdlog::set_default_logger(error_log);
+  access = std::move(access_logger);
+  current = settings;
+}
+
+void reopen_logs() { setup_logging(current); }
+
+spdlog::logger* access_log() noexcept { return access.get(); }
+
+}  // namespace qilin::sys

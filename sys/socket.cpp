@@ -1,0 +1,124 @@
+#include "sys/socket.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sys/error.hpp"
+
+namespace qilin::sys {
+
+namespace {
+
+Fd make_socket(int domain) {
+  Fd fd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw SysError("socket", errno);
+  return fd;
+}
+
+void listen_or_throw(const Fd& fd, int backlog) {
+  if (::listen(fd.get(), backlog) != 0) throw SysError("listen", errno);
+}
+
+// A socket file is stale when nobody accepts on it any more.
+bool unix_socket_is_stale(const sockaddr_un& address) {
+  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) return false;
+  return ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 &&
+         errno == ECONNREFUSED;
+}
+
+}  // namespace
+
+Listener listen_tcp(Family family, const std::string& host, uint16_t port, int backlog,
+                    const std::string& name) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (family == Family::Tcp6) {
+    auto* address = reinterpret_cast<sockaddr_in6*>(&storage);
+    address->sin6_family = AF_INET6;
+    address->sin6_port = htons(port);
+    if (::inet_pton(AF_INET6, host.c_str(), &address->sin6_addr) != 1)
+      throw SysError("inet_pton", EINVAL);
+    length = sizeof *address;
+  } else {
+    auto* address = reinterpret_cast<sockaddr_in*>(&storage);
+    address->sin_family = AF_INET;
+    address->sin_port = htons(port);
+    const std::string& literal = host == "localhost" ? std::string("127.0.0.1") : host;
+    if (::inet_pton(AF_INET, literal.c_str(), &address->sin_addr) != 1)
+      throw SysError("inet_pton", EINVAL);
+    length = sizeof *address;
+  }
+  Fd fd = make_socket(storage.ss_family);
+  int on = 1;
+  // A restarted server must not wait out TIME_WAIT of its previous life.
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+    throw SysError("setsockopt", errno);
+  if (family == Family::Tcp6 &&
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0)
+    throw SysError("setsockopt", errno);
+  // Responses are written whole; Nagle would only delay the last segment.
+  if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+    throw SysError("setsockopt", errno);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0)
+    throw SysError("bind", errno);
+  listen_or_throw(fd, backlog);
+  return Listener{std::move(fd), name, {}};
+}
+
+Listener listen_unix(const std::string& path, int backlog, const std::string& name) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) throw SysError("bind", ENAMETOOLONG);
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  if (unix_socket_is_stale(address)) ::unlink(path.c_str());
+  Fd fd = make_socket(AF_UNIX);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    throw SysError("bind", errno);
+  listen_or_throw(fd, backlog);
+  return Listener{std::move(fd), name, path};
+}
+
+uint16_t local_port(int fd) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return 0;
+  if (storage.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  if (storage.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
+  return 0;
+}
+
+void set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw SysError("fcntl", errno);
+}
+
+void set_cloexec(int fd, bool on) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0) throw SysError("fcntl", errno);
+  flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (::fcntl(fd, F_SETFD, flags) != 0) throw SysError("fcntl", errno);
+}
+
+std::string peer_name(const sockaddr_storage& address, socklen_t length) {
+  char text[INET6_ADDRSTRLEN] = "unix";
+  if (length == 0) return text;
+  if (address.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr, text,
+                sizeof text);
+  else if (address.ss_family == AF_INET6)
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr, text,
+                sizeof text);
+  return text;
+}
+
+}  // namespace qilin::sys

@@ -1,0 +1,232 @@
+// The same HTTP conformance suite against every worker class (STYLE 12):
+// the real binary on loopback, raw bytes over a socket.
+#include <gtest/gtest.h>
+
+#include "tests/integration/harness.hpp"
+
+namespace qilin::testing {
+namespace {
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<Server>(std::vector<std::string>{"-k", GetParam(), "-w", "1", "--threads", "4",
+                                                                "--limit-request-line", "200",
+                                                                "--limit-request-fields", "20",
+                                                                "--limit-request-body", "1000",
+                                                                "--static-dir", QILIN_SOURCE_DIR "/app/static",
+                                                                "demo"});
+  }
+  // gunicorn's sync worker answers one request per connection.
+  bool keeps_alive() const { return GetParam() != "sync"; }
+  uint16_t port() const { return server_->port(); }
+
+  std::unique_ptr<Server> server_;
+};
+
+TEST_P(Conformance, PlainGet) {
+  auto response = get(port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "Hello, World!");
+  EXPECT_EQ(response->header("content-length"), "13");
+  EXPECT_EQ(response->header("server"), "qilin");
+  EXPECT_FALSE(response->header("date").empty());
+}
+
+TEST_P(Conformance, KeepAliveRules) {
+  {  // HTTP/1.1 persists by default (except under sync)
+    Client client(port());
+    client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto first = client.receive();
+    ASSERT_TRUE(first);
+    if (!keeps_alive()) {
+      EXPECT_EQ(first->header("connection"), "close");
+      EXPECT_TRUE(client.closed_by_server());
+    } else {
+      EXPECT_NE(first->header("connection"), "close");
+      client.send("GET /json HTTP/1.1\r\nHost: t\r\n\r\n");
+      auto second = client.receive();
+      ASSERT_TRUE(second);
+      EXPECT_EQ(second->status, 200);
+      EXPECT_EQ(second->header("content-type"), "application/json");
+    }
+  }
+  {  // Connection: close is honoured
+    Client client(port());
+    client.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    auto response = client.receive();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->header("connection"), "close");
+    EXPECT_TRUE(client.closed_by_server());
+  }
+  {  // HTTP/1.0 closes unless asked to keep alive
+    Client client(port());
+    client.send("GET / HTTP/1.0\r\n\r\n");
+    ASSERT_TRUE(client.receive());
+    EXPECT_TRUE(client.closed_by_server());
+  }
+  if (keeps_alive()) {
+    Client client(port());
+    client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    auto response = client.receive();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->header("connection"), "keep-alive");
+    client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    EXPECT_TRUE(client.receive());
+  }
+}
+
+TEST_P(Conformance, PipelinedRequestsAnsweredInOrder) {
+  Client client(port());
+  client.send("GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+              "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
+              "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto first = client.receive();
+  ASSERT_TRUE(first);
+  EXPECT_NE(first->body.find("slept 50 ms"), std::string::npos);
+  if (!keeps_alive()) {
+    EXPECT_TRUE(client.closed_by_server());
+    return;
+  }
+  auto second = client.receive();
+  auto third = client.receive();
+  ASSERT_TRUE(second && third);
+  EXPECT_EQ(second->header("content-type"), "application/json");
+  EXPECT_EQ(third->body, "Hello, World!");
+}
+
+TEST_P(Conformance, ChunkedRequestBodyIsEchoed) {
+  Client client(port());
+  client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n"
+              "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: yes\r\n\r\n");
+  auto response = client.receive();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "hello, world");
+  EXPECT_EQ(response->header("content-type"), "text/x-test");
+}
+
+TEST_P(Conformance, ContentLengthBodyAndExpectContinue) {
+  Client client(port());
+  client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  auto interim = client.receive();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  client.send("abcde");
+  auto response = client.receive();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "abcde");
+}
+
+TEST_P(Conformance, HeadHasLengthButNoBody) {
+  Client client(port());
+  client.send("HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  auto response = client.receive(5s, /*head=*/true);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->header("content-length"), "13");
+  EXPECT_TRUE(client.closed_by_server());
+}
+
+TEST_P(Conformance, StreamedResponseIsChunked) {
+  auto response = get(port(), "/stream?n=3");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(response->body, "line 1 of 3\nline 2 of 3\nline 3 of 3\n");
+}
+
+TEST_P(Conformance, StaticFileAndTraversal) {
+  auto file = get(port(), "/static/index.html");
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->status, 200);
+  EXPECT_NE(file->body.find("qilin static file"), std::string::npos);
+  EXPECT_EQ(file->header("content-type"), "text/html; charset=utf-8");
+  for (const char* escape : {"/static/../config/qilin.yaml", "/static/%2e%2e/config/qilin.yaml", "/static//etc/passwd"}) {
+    auto refused = get(port(), escape);
+    ASSERT_TRUE(refused) << escape;
+    EXPECT_TRUE(refused->status == 403 || refused->status == 404) << escape << " got " << refused->status;
+  }
+  auto missing = get(port(), "/static/nope.txt");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+struct Rejection {
+  const char* name;
+  std::string request;
+  int status;
+};
+
+TEST_P(Conformance, MalformedRequestsGetTheirStatusAndClose) {
+  const std::string long_target(300, 'a');
+  std::string many_fields;
+  for (int i = 0; i < 30; ++i) many_fields += "X-F" + std::to_string(i) + ": v\r\n";
+  const Rejection cases[] = {
+      {"CL and TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"duplicate CL", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
+      {"non-numeric CL", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\nx", 400},
+      {"chunked not last", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n  folded\r\n\r\n", 400},
+      {"space before colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+      {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 37), 400},
+      {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
+      {"garbage", "HELLO\r\n\r\n", 400},
+      {"long request line", "GET /" + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
+      {"too many fields", "GET / HTTP/1.1\r\nHost: t\r\n" + many_fields + "\r\n", 431},
+      {"field too large", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431},
+      {"body too large (CL)", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 413},
+      {"body too large (chunked)", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" + std::string(2000, 'x') + "\r\n0\r\n\r\n", 413},
+      {"unknown coding", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+      {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+      {"bad query parameter", "GET /sleep?ms=abc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400},
+  };
+  for (const auto& rejection : cases) {
+    Client client(port());
+    client.send(rejection.request);
+    auto response = client.receive();
+    ASSERT_TRUE(response) << rejection.name;
+    EXPECT_EQ(response->status, rejection.status) << rejection.name;
+    EXPECT_EQ(response->header("connection"), "close") << rejection.name;
+    EXPECT_TRUE(client.closed_by_server()) << rejection.name;
+  }
+  auto still_serving = get(port(), "/");
+  ASSERT_TRUE(still_serving);
+  EXPECT_EQ(still_serving->status, 200);
+}
+
+TEST_P(Conformance, ValidRequestBeforeAFramingErrorIsStillAnswered) {
+  if (!keeps_alive()) GTEST_SKIP() << "sync answers one request per connection";
+  Client client(port());
+  client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  auto first = client.receive();
+  auto second = client.receive();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(second->status, 400);
+  EXPECT_TRUE(client.closed_by_server());
+}
+
+TEST_P(Conformance, ClientThatSendsNothingIsCut) {
+  // The request timeout (10 s) must close a connection that never completes a
+  // request, and the worker must keep serving others meanwhile where it can.
+  Client silent(port());
+  silent.send("GET / HTTP/1.1\r\nHost: t\r\n");  // never finished
+  EXPECT_TRUE(silent.closed_by_server(15s));
+}
+
+TEST_P(Conformance, AppAnswersBadInputItself) {
+  auto response = get(port(), "/cpu?n=-1");  // out of range: the app's own 400
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  auto missing = get(port(), "/no/such/route");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync"),
+                         [](const auto& test) { return test.param; });
+
+}  // namespace
+}  // namespace qilin::testing

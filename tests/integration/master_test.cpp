@@ -1,0 +1,180 @@
+// The master's supervision: respawn, graceful stop, boot failures, bad config,
+// reload. Every wait is bounded; every server is torn down by its destructor.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/harness.hpp"
+
+namespace qilin::testing {
+namespace {
+
+TEST(Master, KilledWorkerIsReplacedWithinASecond) {
+  Server server({"-k", "sync", "-w", "2", "hello"}, 2);
+  auto before = server.worker_pids();
+  ASSERT_EQ(before.size(), 2u);
+  ::kill(before[0], SIGKILL);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto now = server.worker_pids();
+        return now.size() == 2 && std::find(now.begin(), now.end(), before[0]) == now.end();
+      },
+      2s))
+      << server.log();
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST(Master, TermLetsTheRequestInFlightFinish) {
+  Server server({"-k", "sync", "-w", "1", "demo"});
+  Client client(server.port());
+  client.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
+  // The worker has the request once it stops heartbeating on poll; give it a
+  // moment to be inside the app, then stop the server.
+  std::this_thread::sleep_for(200ms);
+  server.signal(SIGTERM);
+  auto response = client.receive(5s);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  auto status = server.wait_exit(10s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->exited);
+  EXPECT_EQ(status->code, 0);
+}
+
+TEST(Master, PidfileWrittenAndRemoved) {
+  TempDir dir;
+  std::string pidfile = dir.file("qilin.pid");
+  Server server({"-p", pidfile, "hello"});
+  EXPECT_EQ(std::stoi(read_file(pidfile)), server.pid());
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  EXPECT_TRUE(read_file(pidfile).empty());
+}
+
+TEST(Master, UnixSocketServedAndRemovedAtExit) {
+  TempDir dir;
+  std::string path = dir.file("qilin.sock");
+  dir.write("qilin.sock", "stale");  // a stale file is not a live server: replaced
+  std::filesystem::remove(path);
+  Server server({"-b", "unix:" + path, "-b", "127.0.0.1:0", "hello"});
+  EXPECT_TRUE(std::filesystem::is_socket(path));
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(Master, AppThatFailsToLoadStopsTheServer) {
+  auto result = run_qilin({"-b", "127.0.0.1:0", "/nonexistent/libapp.so"});
+  EXPECT_EQ(result.code, 4) << result.output;
+  EXPECT_NE(result.output.find("cannot load app library"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("App failed to load"), std::string::npos) << result.output;
+}
+
+TEST(Master, SharedLibraryAppIsServed) {
+  Server server({QILIN_EXAMPLE_APP});
+  auto response = get(server.port(), "/from-c");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_NE(response->body.find("greetings from a C library: GET /from-c"), std::string::npos)
+      << response->body;
+}
+
+TEST(Master, BadConfigFileNamesKeyLineAndColumn) {
+  TempDir dir;
+  dir.write("bad.yaml", "bind: 127.0.0.1:0\nworkers: many\n");
+  auto result = run_qilin({"-c", dir.file("bad.yaml")});
+  EXPECT_EQ(result.code, 2) << result.output;
+  EXPECT_NE(result.output.find("workers"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(":2:"), std::string::npos) << result.output;
+
+  dir.write("unknown.yaml", "wrokers: 2\n");
+  result = run_qilin({"-c", dir.file("unknown.yaml")});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.output.find("wrokers"), std::string::npos) << result.output;
+
+  result = run_qilin({"-k", "nonsense", "hello"});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.output.find("worker_class"), std::string::npos) << result.output;
+
+  result = run_qilin({"nosuchapp"});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.output.find("no built-in app 'nosuchapp'"), std::string::npos) << result.output;
+}
+
+TEST(Master, CheckConfigPrintsTheEffectiveConfiguration) {
+  auto result = run_qilin({"--check-config", "-w", "3", "-k", "sync", "demo"});
+  EXPECT_EQ(result.code, 0) << result.output;
+  EXPECT_NE(result.output.find("workers: 3"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("app: demo"), std::string::npos) << result.output;
+}
+
+TEST(Master, ReloadWithBrokenConfigKeepsServing) {
+  TempDir dir;
+  dir.write("qilin.yaml", "workers: 1\napp: hello\n");
+  Server server({"-c", dir.file("qilin.yaml")});
+  auto before = server.worker_pids();
+  dir.write("qilin.yaml", "workers: [\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return server.log().find("reload failed") != std::string::npos; }))
+      << server.log();
+  EXPECT_EQ(server.worker_pids(), before);
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST(Master, HupReplacesWorkersAndTtinTtouChangeTheCount) {
+  TempDir dir;
+  dir.write("qilin.yaml", "workers: 2\napp: hello\n");
+  Server server({"-c", dir.file("qilin.yaml")}, 2);
+  auto before = server.worker_pids();
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto now = server.worker_pids();
+        if (now.size() != 2) return false;
+        for (pid_t pid : now)
+          if (std::find(before.begin(), before.end(), pid) != before.end()) return false;
+        return true;
+      },
+      5s))
+      << server.log();
+  server.signal(SIGTTIN);
+  ASSERT_TRUE(eventually([&] { return server.worker_pids().size() == 3; })) << server.log();
+  // Standard signals do not queue: two TTOUs sent at once may arrive as one.
+  server.signal(SIGTTOU);
+  ASSERT_TRUE(eventually([&] { return server.worker_pids().size() == 2; })) << server.log();
+  server.signal(SIGTTOU);
+  ASSERT_TRUE(eventually([&] { return server.worker_pids().size() == 1; })) << server.log();
+  server.signal(SIGTTOU);  // never below one
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(server.worker_pids().size(), 1u);
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST(Master, StuckWorkerIsKilledAfterTimeout) {
+  Server server({"-k", "sync", "-t", "1", "demo"});
+  auto before = server.worker_pids();
+  Client client(server.port());
+  client.send("GET /block?ms=4000 HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(
+      eventually([&] { return server.log().find("WORKER TIMEOUT") != std::string::npos; }, 5s))
+      << server.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto now = server.worker_pids();
+        return now.size() == 1 && now != before;
+      },
+      5s))
+      << server.log();
+}
+
+}  // namespace
+}  // namespace qilin::testing

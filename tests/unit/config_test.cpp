@@ -1,0 +1,743 @@
+// config: YAML in, flags on top, validation messages that point at the line,
+// and to_yaml() output that reads back as the same settings.
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace qilin::config {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr std::array<std::string_view, 3> known_classes{"sync", "gthread", "epoll"};
+
+Config from_yaml(std::string_view text) {
+  Config config;
+  apply_yaml(config, text, "test.yaml");
+  return config;
+}
+
+// The ConfigError message `action` throws; a test failure if it throws none.
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "expected a ConfigError";
+  return {};
+}
+
+std::string yaml_error(std::string_view text) {
+  return error_of([&] { from_yaml(text); });
+}
+
+std::string validation_error(std::string_view text) {
+  Config config = from_yaml(text);
+  return error_of([&] { validate(config, known_classes); });
+}
+
+std::optional<CommandLine> parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"qilin"};
+  argv.insert(argv.end(), args);
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+std::vector<std::string> overrides_of(std::initializer_list<const char*> args) {
+  auto cli = parse(args);
+  EXPECT_TRUE(cli.has_value());
+  return cli ? cli->overrides : std::vector<std::string>{};
+}
+
+// ---- defaults ----
+
+TEST(ConfigDefaults, MatchGunicorn) {
+  Config config;
+  EXPECT_THAT(config.bind, ElementsAre("127.0.0.1:8000"));
+  EXPECT_EQ(config.workers, 1);
+  EXPECT_EQ(config.worker_class, "sync");
+  EXPECT_EQ(config.threads, 1);
+  EXPECT_EQ(config.worker_connections, 1000);
+  EXPECT_EQ(config.backlog, 2048);
+  EXPECT_EQ(config.timeout, 30);
+  EXPECT_EQ(config.graceful_timeout, 30);
+  EXPECT_EQ(config.keepalive, 2);
+  EXPECT_EQ(config.max_requests, 0);
+  EXPECT_EQ(config.max_requests_jitter, 0);
+  EXPECT_EQ(config.limit_request_line, 4094);
+  EXPECT_EQ(config.limit_request_fields, 100);
+  EXPECT_EQ(config.limit_request_field_size, 8190);
+  EXPECT_EQ(config.limit_request_body, 1 << 20);
+  EXPECT_EQ(config.errorlog, "-");
+  EXPECT_EQ(config.loglevel, "info");
+  EXPECT_THAT(config.accesslog, IsEmpty());
+  EXPECT_THAT(config.pidfile, IsEmpty());
+  EXPECT_THAT(config.origin, IsEmpty());
+  EXPECT_NO_THROW(validate(config, known_classes));
+}
+
+// ---- apply_yaml ----
+
+TEST(ApplyYaml, ReadsEveryKey) {
+  Config config = from_yaml(R"(bind: ["0.0.0.0:80", "[::]:80"]
+workers: 4
+worker_class: epoll
+threads: 8
+worker_connections: 500
+backlog: 64
+timeout: 60
+graceful_timeout: 10
+keepalive: 5
+max_requests: 1000
+max_requests_jitter: 50
+limit_request_line: 0
+limit_request_fields: 200
+limit_request_field_size: 16000
+limit_request_body: 5000000000
+app: lib/libdemo.so
+static_dir: /srv/static
+accesslog: "-"
+errorlog: /var/log/qilin.err
+loglevel: debug
+pidfile: /run/qilin.pid
+forwarded_allow_ips: "*"
+)");
+  EXPECT_THAT(config.bind, ElementsAre("0.0.0.0:80", "[::]:80"));
+  EXPECT_EQ(config.workers, 4);
+  EXPECT_EQ(config.worker_class, "epoll");
+  EXPECT_EQ(config.threads, 8);
+  EXPECT_EQ(config.worker_connections, 500);
+  EXPECT_EQ(config.backlog, 64);
+  EXPECT_EQ(config.timeout, 60);
+  EXPECT_EQ(config.graceful_timeout, 10);
+  EXPECT_EQ(config.keepalive, 5);
+  EXPECT_EQ(config.max_requests, 1000);
+  EXPECT_EQ(config.max_requests_jitter, 50);
+  EXPECT_EQ(config.limit_request_line, 0);
+  EXPECT_EQ(config.limit_request_fields, 200);
+  EXPECT_EQ(config.limit_request_field_size, 16000);
+  EXPECT_EQ(config.limit_request_body, 5'000'000'000);
+  EXPECT_EQ(config.app, "lib/libdemo.so");
+  EXPECT_EQ(config.static_dir, "/srv/static");
+  EXPECT_EQ(config.accesslog, "-");
+  EXPECT_EQ(config.errorlog, "/var/log/qilin.err");
+  EXPECT_EQ(config.loglevel, "debug");
+  EXPECT_EQ(config.pidfile, "/run/qilin.pid");
+  EXPECT_THAT(config.forwarded_allow_ips, ElementsAre("*"));
+  EXPECT_EQ(config.origin.size(), 22u);
+  EXPECT_EQ(config.origin["bind"], "test.yaml:1:1");
+  EXPECT_EQ(config.origin["workers"], "test.yaml:2:1");
+  EXPECT_EQ(config.origin["forwarded_allow_ips"], "test.yaml:22:1");
+  EXPECT_NO_THROW(validate(config, known_classes));
+}
+
+TEST(ApplyYaml, AbsentKeysKeepTheirValue) {
+  Config config;
+  config.workers = 7;
+  apply_yaml(config, "timeout: 5\n", "a.yaml");
+  EXPECT_EQ(config.workers, 7);
+  EXPECT_EQ(config.timeout, 5);
+  EXPECT_EQ(config.origin.count("workers"), 0u);
+}
+
+TEST(ApplyYaml, EmptyDocumentChangesNothing) {
+  for (std::string_view text : {"", "\n", "# only a comment\n", "---\n"}) {
+    Config config = from_yaml(text);
+    EXPECT_EQ(to_yaml(config), to_yaml(Config{})) << text;
+    EXPECT_THAT(config.origin, IsEmpty());
+  }
+}
+
+TEST(ApplyYaml, NullStringBecomesEmpty) {
+  Config config = from_yaml("errorlog: ~\napp:\npidfile: null\n");
+  EXPECT_THAT(config.errorlog, IsEmpty());
+  EXPECT_THAT(config.app, IsEmpty());
+  EXPECT_THAT(config.pidfile, IsEmpty());
+}
+
+TEST(ApplyYaml, NullIntegerIsAnError) {
+  // A null is reported at its key: yaml-cpp marks an implicit one at the
+  // token that follows, often on the next line.
+  EXPECT_EQ(yaml_error("workers: ~\n"),
+            "test.yaml:1:1: key 'workers': expected an integer, got null");
+  EXPECT_EQ(yaml_error("workers:\ntimeout: 3\n"),
+            "test.yaml:1:1: key 'workers': expected an integer, got null");
+}
+
+TEST(ApplyYaml, BindIsAListOrOneString) {
+  EXPECT_THAT(from_yaml("bind: unix:/tmp/q.sock\n").bind, ElementsAre("unix:/tmp/q.sock"));
+  EXPECT_THAT(from_yaml("bind:\n  - 127.0.0.1:1\n  - '[::1]:2'\n").bind,
+              ElementsAre("127.0.0.1:1", "[::1]:2"));
+  // bind never splits on commas: a comma is a typo that validate() reports.
+  EXPECT_THAT(from_yaml("bind: 127.0.0.1:1,127.0.0.1:2\n").bind,
+              ElementsAre("127.0.0.1:1,127.0.0.1:2"));
+}
+
+TEST(ApplyYaml, ForwardedAllowIpsAcceptsCommaSeparatedString) {
+  EXPECT_THAT(from_yaml("forwarded_allow_ips: '10.0.0.1, 10.0.0.2,'\n").forwarded_allow_ips,
+              ElementsAre("10.0.0.1", "10.0.0.2"));
+  EXPECT_THAT(from_yaml("forwarded_allow_ips: [10.0.0.1, '::1']\n").forwarded_allow_ips,
+              ElementsAre("10.0.0.1", "::1"));
+  EXPECT_THAT(from_yaml("forwarded_allow_ips: []\n").forwarded_allow_ips, IsEmpty());
+}
+
+TEST(ApplyYaml, IntegersAreDecimalWithOptionalSign) {
+  EXPECT_EQ(from_yaml("max_requests: +5\n").max_requests, 5);
+  EXPECT_EQ(from_yaml("timeout: -1\n").timeout, -1);  // parses; validate() rejects it
+  EXPECT_EQ(from_yaml("workers: 2147483647\n").workers, 2147483647);
+  EXPECT_EQ(from_yaml("limit_request_body: 9223372036854775807\n").limit_request_body, INT64_MAX);
+}
+
+TEST(ApplyYaml, UnknownKeyNamesPositionAndSuggests) {
+  EXPECT_EQ(yaml_error("workers: 2\ntimeout: 5\nwrokers: 3\n"),
+            "test.yaml:3:1: unknown key 'wrokers' (did you mean 'workers'?)");
+  EXPECT_EQ(yaml_error("timeout: 5\nkeep-alive: 3\n"),
+            "test.yaml:2:1: unknown key 'keep-alive' (did you mean 'keepalive'?)");
+  EXPECT_EQ(yaml_error("\n\ncolour: red\n"), "test.yaml:3:1: unknown key 'colour'");
+}
+
+TEST(ApplyYaml, WrongTypesNameKeyAndPosition) {
+  struct Case {
+    std::string_view yaml;
+    std::string_view message;
+  };
+  const Case cases[] = {
+      {"workers: abc", "test.yaml:1:10: key 'workers': expected an integer, got 'abc'"},
+      {"workers: 1.5", "test.yaml:1:10: key 'workers': expected an integer, got '1.5'"},
+      {"workers: 10abc", "test.yaml:1:10: key 'workers': expected an integer, got '10abc'"},
+      {"workers: true", "test.yaml:1:10: key 'workers': expected an integer, got 'true'"},
+      {"workers: 0x10", "test.yaml:1:10: key 'workers': expected an integer, got '0x10'"},
+      {"workers: ''", "test.yaml:1:10: key 'workers': expected an integer, got ''"},
+      {"workers: [1, 2]", "test.yaml:1:10: key 'workers': expected an integer, got a list"},
+      {"workers: {a: 1}", "test.yaml:1:10: key 'workers': expected an integer, got a mapping"},
+      {"workers: 2147483648",
+       "test.yaml:1:10: key 'workers': expected an integer, got '2147483648' (out of range)"},
+      {"limit_request_body: 9223372036854775808",
+       "test.yaml:1:21: key 'limit_request_body': expected an integer, got "
+       "'9223372036854775808' (out of range)"},
+      {"timeout: 5\nkeepalive: x", "test.yaml:2:12: key 'keepalive': expected an integer, got 'x'"},
+      {"app: [a]", "test.yaml:1:6: key 'app': expected a string, got a list"},
+      {"loglevel: {a: b}", "test.yaml:1:11: key 'loglevel': expected a string, got a mapping"},
+      {"bind: {a: 1}",
+       "test.yaml:1:7: key 'bind': expected a string or a list of strings, got a mapping"},
+      {"bind:\n  - 127.0.0.1:1\n  - [x]",
+       "test.yaml:3:5: key 'bind': expected a list of strings, got a list in it"},
+      {"bind: [127.0.0.1:1, ~]",
+       "test.yaml:1:21: key 'bind': expected a list of strings, got null in it"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(yaml_error(c.yaml), c.message) << c.yaml;
+}
+
+TEST(ApplyYaml, SyntaxErrorHasPosition) {
+  std::string message = yaml_error("workers: 2\nbind: [127.0.0.1:1,\ntimeout: 3\n");
+  EXPECT_THAT(message, StartsWith("test.yaml:"));
+  EXPECT_THAT(message, HasSubstr(": invalid YAML: "));
+  EXPECT_THAT(yaml_error("workers: 1\n  timeout: 2\n"),
+              StartsWith("test.yaml:2:10: invalid YAML: illegal map value"));
+}
+
+TEST(ApplyYaml, TopLevelMustBeAMapping) {
+  EXPECT_THAT(yaml_error("- workers\n- 2\n"),
+              StartsWith("test.yaml:1:1: expected a mapping of settings (key: value), got a list"));
+  EXPECT_THAT(yaml_error("workers\n"), HasSubstr("expected a mapping of settings"));
+}
+
+TEST(ApplyYaml, RepeatedKeyIsAnError) {
+  EXPECT_EQ(yaml_error("workers: 2\ntimeout: 3\nworkers: 4\n"),
+            "test.yaml:3:1: key 'workers' given twice (first at test.yaml:1:1)");
+}
+
+TEST(ApplyYaml, KeyMustBeAName) {
+  EXPECT_THAT(yaml_error("[a]: 1\n"), StartsWith("test.yaml:1:1: expected a key name"));
+}
+
+TEST(ApplyYaml, FailureLeavesConfigUntouched) {
+  Config config;
+  EXPECT_THROW(apply_yaml(config, "workers: 5\ntimeout: nope\n", "x.yaml"), ConfigError);
+  EXPECT_EQ(config.workers, 1);
+  EXPECT_THAT(config.origin, IsEmpty());
+}
+
+// ---- validate ----
+
+TEST(Validate, RangesNameKeyAndPosition) {
+  struct Case {
+    std::string_view yaml;
+    std::string_view message;
+  };
+  const Case cases[] = {
+      {"workers: 0", "test.yaml:1:1: key 'workers': must be at least 1, got 0"},
+      {"workers: 1025", "test.yaml:1:1: key 'workers': must be at most 1024, got 1025"},
+      {"threads: 0", "test.yaml:1:1: key 'threads': must be at least 1, got 0"},
+      {"threads: 4097", "test.yaml:1:1: key 'threads': must be at most 4096, got 4097"},
+      {"worker_connections: 0",
+       "test.yaml:1:1: key 'worker_connections': must be at least 1, got 0"},
+      {"backlog: 0", "test.yaml:1:1: key 'backlog': must be at least 1, got 0"},
+      {"timeout: -1", "test.yaml:1:1: key 'timeout': must be at least 0, got -1"},
+      {"graceful_timeout: -1", "test.yaml:1:1: key 'graceful_timeout': must be at least 0, got -1"},
+      {"keepalive: -1", "test.yaml:1:1: key 'keepalive': must be at least 0, got -1"},
+      {"max_requests: -1", "test.yaml:1:1: key 'max_requests': must be at least 0, got -1"},
+      {"max_requests_jitter: -1",
+       "test.yaml:1:1: key 'max_requests_jitter': must be at least 0, got -1"},
+      {"limit_request_line: -1",
+       "test.yaml:1:1: key 'limit_request_line': must be at least 0, got -1"},
+      {"limit_request_line: 8191",
+       "test.yaml:1:1: key 'limit_request_line': must be at most 8190, got 8191"},
+      {"limit_request_fields: 32769",
+       "test.yaml:1:1: key 'limit_request_fields': must be at most 32768, got 32769"},
+      {"limit_request_field_size: -1",
+       "test.yaml:1:1: key 'limit_request_field_size': must be at least 0, got -1"},
+      {"timeout: 1\n\nlimit_request_body: -1",
+       "test.yaml:3:1: key 'limit_request_body': must be at least 0, got -1"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(validation_error(c.yaml), c.message) << c.yaml;
+}
+
+TEST(Validate, BoundsAreInclusive) {
+  Config config = from_yaml(
+      "workers: 1024\nthreads: 4096\ntimeout: 0\ngraceful_timeout: 0\nkeepalive: 0\n"
+      "limit_request_line: 8190\nlimit_request_fields: 32768\nlimit_request_field_size: 0\n"
+      "limit_request_body: 0\n");
+  EXPECT_NO_THROW(validate(config, known_classes));
+  config.limit_request_line = 0;  // 0: no limit, as in gunicorn
+  config.limit_request_fields = 0;
+  EXPECT_NO_THROW(validate(config, known_classes));
+}
+
+TEST(Validate, WorkerClassMustBeKnown) {
+  std::string message = validation_error("timeout: 3\nworker_class: uring\n");
+  EXPECT_THAT(message,
+              StartsWith("test.yaml:2:1: key 'worker_class': unknown worker class 'uring'"));
+  EXPECT_THAT(message, HasSubstr("sync, gthread, epoll"));
+  for (std::string_view name : known_classes) {
+    Config config;
+    config.worker_class = std::string(name);
+    EXPECT_NO_THROW(validate(config, known_classes));
+  }
+}
+
+TEST(Validate, LogLevelMustBeKnown) {
+  EXPECT_EQ(validation_error("loglevel: verbose"),
+            "test.yaml:1:1: key 'loglevel': must be one of debug, info, warning, error, critical, "
+            "got 'verbose'");
+  for (const char* level : {"debug", "info", "warning", "error", "critical"}) {
+    Config config;
+    config.loglevel = level;
+    EXPECT_NO_THROW(validate(config, known_classes)) << level;
+  }
+}
+
+TEST(Validate, BindEntriesMustParse) {
+  EXPECT_THAT(validation_error("bind: [127.0.0.1:8000, 'example.com:80']"),
+              StartsWith("test.yaml:1:1: key 'bind': cannot use 'example.com:80'"));
+  EXPECT_THAT(validation_error("workers: 2\nbind: 127.0.0.1:65536"),
+              StartsWith("test.yaml:2:1: key 'bind': cannot use '127.0.0.1:65536'"));
+  EXPECT_EQ(validation_error("bind: []"),
+            "test.yaml:1:1: key 'bind': at least one address is required");
+  EXPECT_NO_THROW(
+      validate(from_yaml("bind: [localhost:80, '[::1]:80', unix:/tmp/s]"), known_classes));
+}
+
+TEST(Validate, WithoutOriginNamesOnlyTheKey) {
+  Config config;
+  config.workers = 0;
+  EXPECT_EQ(error_of([&] { validate(config, known_classes); }),
+            "key 'workers': must be at least 1, got 0");
+}
+
+// ---- parse_bind ----
+
+TEST(ParseBind, AcceptsTheThreeForms) {
+  using Kind = BindAddress::Kind;
+  EXPECT_EQ(parse_bind("127.0.0.1:8000"),
+            (BindAddress{.kind = Kind::Tcp4, .host = "127.0.0.1", .port = 8000}));
+  EXPECT_EQ(parse_bind("0.0.0.0:65535"),
+            (BindAddress{.kind = Kind::Tcp4, .host = "0.0.0.0", .port = 65535}));
+  EXPECT_EQ(parse_bind("localhost:1"),
+            (BindAddress{.kind = Kind::Tcp4, .host = "127.0.0.1", .port = 1}));
+  EXPECT_EQ(parse_bind("[::1]:8000"),
+            (BindAddress{.kind = Kind::Tcp6, .host = "::1", .port = 8000}));
+  EXPECT_EQ(parse_bind("[::]:80"), (BindAddress{.kind = Kind::Tcp6, .host = "::", .port = 80}));
+  EXPECT_EQ(parse_bind("[2001:db8::7]:443"),
+            (BindAddress{.kind = Kind::Tcp6, .host = "2001:db8::7", .port = 443}));
+  EXPECT_EQ(parse_bind("unix:/run/qilin.sock"),
+            (BindAddress{.kind = Kind::Unix, .path = "/run/qilin.sock"}));
+  EXPECT_EQ(parse_bind("unix:relative.sock"),
+            (BindAddress{.kind = Kind::Unix, .path = "relative.sock"}));
+}
+
+TEST(ParseBind, RejectsMalformed) {
+  for (std::string_view bad : {"",
+                               "127.0.0.1",
+                               "127.0.0.1:",
+                               "127.0.0.1:65536",
+                               "127.0.0.1:70000",
+                               "127.0.0.1:-1",
+                               "127.0.0.1:+80",
+                               "127.0.0.1:80x",
+                               "127.0.0.1:0080000",
+                               ":8000",
+                               "example.com:80",
+                               "256.0.0.1:80",
+                               "1.2.3:80",
+                               "::1:8000",
+                               "[::1]",
+                               "[::1]:",
+                               "[]:80",
+                               "[127.0.0.1]:80",
+                               "[::g]:80",
+                               "unix:",
+                               "tcp://127.0.0.1:80",
+                               " 127.0.0.1:80"}) {
+    EXPECT_EQ(parse_bind(bad), std::nullopt) << "'" << bad << "'";
+  }
+}
+
+// ---- to_yaml ----
+
+TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
+  Config config = from_yaml("workers: 3\n");
+  std::string yaml = "\n" + to_yaml(config);
+  const char* keys[] = {"bind:",
+                        "workers: 3",
+                        "worker_class:",
+                        "threads:",
+                        "worker_connections:",
+                        "backlog:",
+                        "timeout:",
+                        "graceful_timeout:",
+                        "keepalive:",
+                        "max_requests:",
+                        "max_requests_jitter:",
+                        "limit_request_line:",
+                        "limit_request_fields:",
+                        "limit_request_field_size:",
+                        "limit_request_body:",
+                        "app:",
+                        "static_dir:",
+                        "accesslog:",
+                        "errorlog:",
+                        "loglevel:",
+                        "pidfile:",
+                        "forwarded_allow_ips:"};
+  size_t previous = 0;
+  for (const char* key : keys) {
+    size_t at = yaml.find(std::string("\n") + key, previous);
+    ASSERT_NE(at, std::string::npos) << key << " in order in" << yaml;
+    previous = at + 1;
+  }
+  EXPECT_THAT(yaml, Not(HasSubstr("origin")));
+}
+
+TEST(ToYaml, RoundTripsThroughApplyYaml) {
+  Config original;
+  original.bind = {"0.0.0.0:80", "[::1]:8080", "unix:/tmp/a b.sock"};
+  original.workers = 9;
+  original.worker_class = "gthread";
+  original.threads = 3;
+  original.limit_request_line = 0;
+  original.limit_request_body = 5'000'000'000;
+  // Strings that YAML would read as something else unless quoted.
+  original.app = "~";
+  original.static_dir = "a: b #c";
+  original.accesslog = "-";
+  original.errorlog = "";
+  original.loglevel = "null";
+  original.pidfile = "123";
+  original.forwarded_allow_ips = {};
+
+  Config copy;
+  apply_yaml(copy, to_yaml(original), "roundtrip.yaml");
+  EXPECT_EQ(copy.bind, original.bind);
+  EXPECT_EQ(copy.workers, 9);
+  EXPECT_EQ(copy.worker_class, "gthread");
+  EXPECT_EQ(copy.threads, 3);
+  EXPECT_EQ(copy.limit_request_line, 0);
+  EXPECT_EQ(copy.limit_request_body, 5'000'000'000);
+  EXPECT_EQ(copy.app, "~");
+  EXPECT_EQ(copy.static_dir, "a: b #c");
+  EXPECT_EQ(copy.accesslog, "-");
+  EXPECT_EQ(copy.errorlog, "");
+  EXPECT_EQ(copy.loglevel, "null");
+  EXPECT_EQ(copy.pidfile, "123");
+  EXPECT_THAT(copy.forwarded_allow_ips, IsEmpty());
+  EXPECT_EQ(to_yaml(copy), to_yaml(original));
+  EXPECT_EQ(copy.origin.size(), 22u);
+}
+
+TEST(ToYaml, DefaultsRoundTrip) {
+  Config copy;
+  copy.workers = 5;
+  apply_yaml(copy, to_yaml(Config{}), "defaults.yaml");
+  EXPECT_EQ(to_yaml(copy), to_yaml(Config{}));
+  EXPECT_EQ(copy.workers, 1);
+}
+
+// ---- parse_command_line ----
+
+TEST(CommandLine, NoArguments) {
+  auto cli = parse({});
+  ASSERT_TRUE(cli);
+  EXPECT_FALSE(cli->config_file);
+  EXPECT_THAT(cli->overrides, IsEmpty());
+  EXPECT_FALSE(cli->check_config);
+  EXPECT_FALSE(cli->show_version);
+}
+
+TEST(CommandLine, EveryFlagBecomesAnOverride) {
+  EXPECT_THAT(
+      overrides_of({"--bind",
+                    "127.0.0.1:1",
+                    "--workers",
+                    "2",
+                    "--worker-class",
+                    "epoll",
+                    "--threads",
+                    "3",
+                    "--worker-connections",
+                    "4",
+                    "--backlog",
+                    "5",
+                    "--timeout",
+                    "6",
+                    "--graceful-timeout",
+                    "7",
+                    "--keep-alive",
+                    "8",
+                    "--max-requests",
+                    "9",
+                    "--max-requests-jitter",
+                    "10",
+                    "--limit-request-line",
+                    "11",
+                    "--limit-request-fields",
+                    "12",
+                    "--limit-request-field-size",
+                    "13",
+                    "--limit-request-body",
+                    "14",
+                    "--static-dir",
+                    "s",
+                    "--access-logfile",
+                    "a",
+                    "--error-logfile",
+                    "e",
+                    "--log-level",
+                    "debug",
+                    "--pid",
+                    "p",
+                    "--forwarded-allow-ips",
+                    "1.1.1.1",
+                    "demo"}),
+      ElementsAre("bind=127.0.0.1:1", "workers=2", "worker_class=epoll", "threads=3",
+                  "worker_connections=4", "backlog=5", "timeout=6", "graceful_timeout=7",
+                  "keepalive=8", "max_requests=9", "max_requests_jitter=10",
+                  "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
+                  "limit_request_body=14", "static_dir=s", "accesslog=a", "errorlog=e",
+                  "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1", "app=demo"));
+}
+
+TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {
+  auto cli = parse({"-c", "q.yaml", "-b", "unix:/a", "-w", "4", "-kgthread", "-t", "9",
+                    "--bind=[::1]:2", "-p", "q.pid", "-w", "5"});
+  ASSERT_TRUE(cli);
+  EXPECT_EQ(cli->config_file, "q.yaml");
+  EXPECT_THAT(cli->overrides,
+              ElementsAre("bind=unix:/a", "workers=4", "worker_class=gthread", "timeout=9",
+                          "bind=[::1]:2", "pidfile=q.pid", "workers=5"));
+}
+
+TEST(CommandLine, ModeFlags) {
+  auto cli = parse({"--check-config", "--version"});
+  ASSERT_TRUE(cli);
+  EXPECT_TRUE(cli->check_config);
+  EXPECT_TRUE(cli->show_version);
+}
+
+TEST(CommandLine, ValuesAreNotTypedHere) {
+  // Typing happens in build(), where the message can name the key.
+  EXPECT_THAT(overrides_of({"-w", "abc", "--timeout=-1"}),
+              ElementsAre("workers=abc", "timeout=-1"));
+}
+
+TEST(CommandLine, HelpPrintsUsageAndReturnsNothing) {
+  for (const char* flag : {"--help", "-h"}) {
+    testing::internal::CaptureStdout();
+    auto cli = parse({flag});
+    std::string help = testing::internal::GetCapturedStdout();
+    EXPECT_FALSE(cli);
+    EXPECT_THAT(help, HasSubstr("--workers"));
+    EXPECT_THAT(help, HasSubstr("--keep-alive"));
+    EXPECT_THAT(help, HasSubstr("[key: keepalive]"));
+    EXPECT_THAT(help, HasSubstr("APP"));
+  }
+}
+
+TEST(CommandLine, BadFlagsAreConfigErrors) {
+  for (auto args : {std::vector<const char*>{"--wrokers", "2"},
+                    {"-w"},
+                    {"app1", "app2"},
+                    {"--check-config=maybe"}}) {
+    std::vector<const char*> argv{"qilin"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string message =
+        error_of([&] { parse_command_line(static_cast<int>(argv.size()), argv.data()); });
+    EXPECT_THAT(message, HasSubstr("run with --help for usage")) << args.front();
+  }
+  EXPECT_THAT(error_of([] { parse({"--wrokers", "2"}); }), HasSubstr("--wrokers"));
+}
+
+// ---- build ----
+
+class Build : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "qilin-config-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  std::string write(std::string_view name, std::string_view text) {
+    std::filesystem::path path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  Config build_from(std::initializer_list<const char*> args) {
+    auto cli = parse(args);
+    EXPECT_TRUE(cli);
+    return build(cli.value_or(CommandLine{}), known_classes);
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(Build, DefaultsWithoutAnything) {
+  Config config = build_from({});
+  EXPECT_EQ(to_yaml(config), to_yaml(Config{}));
+}
+
+TEST_F(Build, FlagsOverrideTheFile) {
+  std::string file = write("q.yaml",
+                           "workers: 2\nbind: [127.0.0.1:1, 127.0.0.1:2]\ntimeout: 5\n"
+                           "forwarded_allow_ips: [10.0.0.1]\n");
+  Config config =
+      build_from({"-c", file.c_str(), "-w", "4", "--forwarded-allow-ips", "10.0.0.2,10.0.0.3"});
+  EXPECT_EQ(config.workers, 4);
+  EXPECT_EQ(config.timeout, 5);
+  EXPECT_THAT(config.bind, ElementsAre("127.0.0.1:1", "127.0.0.1:2"));
+  EXPECT_THAT(config.forwarded_allow_ips, ElementsAre("10.0.0.2", "10.0.0.3"));
+  EXPECT_EQ(config.origin["workers"], "--workers");
+  EXPECT_EQ(config.origin["timeout"], file + ":3:1");
+  EXPECT_EQ(config.origin["forwarded_allow_ips"], "--forwarded-allow-ips");
+}
+
+TEST_F(Build, BindFlagsReplaceTheFilesList) {
+  std::string file = write("q.yaml", "bind: [127.0.0.1:1, 127.0.0.1:2]\n");
+  Config config = build_from({"-c", file.c_str(), "-b", "unix:/tmp/x", "-b", "[::1]:3"});
+  EXPECT_THAT(config.bind, ElementsAre("unix:/tmp/x", "[::1]:3"));
+  EXPECT_EQ(config.origin["bind"], "--bind");
+  EXPECT_THAT(build_from({"-b", "0.0.0.0:9"}).bind, ElementsAre("0.0.0.0:9"));
+}
+
+TEST_F(Build, LastScalarFlagWins) {
+  EXPECT_EQ(build_from({"-w", "2", "--workers", "3"}).workers, 3);
+}
+
+TEST_F(Build, PositionalApp) {
+  Config config = build_from({"-w", "2", "libdemo.so"});
+  EXPECT_EQ(config.app, "libdemo.so");
+  EXPECT_EQ(config.origin["app"], "APP");
+}
+
+TEST_F(Build, BadFlagValueNamesKeyAndFlag) {
+  EXPECT_EQ(error_of([&] {
+              build_from({"-w", "abc"});
+            }),
+            "key 'workers' (from --workers): expected an integer, got 'abc'");
+  EXPECT_EQ(error_of([&] {
+              build_from({"--keep-alive", "1.5"});
+            }),
+            "key 'keepalive' (from --keep-alive): expected an integer, got '1.5'");
+}
+
+TEST_F(Build, ValidationNamesTheFlag) {
+  EXPECT_EQ(error_of([&] {
+              build_from({"-w", "0"});
+            }),
+            "key 'workers' (from --workers): must be at least 1, got 0");
+  EXPECT_THAT(error_of([&] {
+                build_from({"-k", "uring"});
+              }),
+              StartsWith("key 'worker_class' (from --worker-class): unknown worker class"));
+  EXPECT_THAT(error_of([&] {
+                build_from({"-b", "nowhere"});
+              }),
+              StartsWith("key 'bind' (from --bind): cannot use 'nowhere'"));
+}
+
+TEST_F(Build, ValidationNamesTheFileLine) {
+  std::string file = write("q.yaml", "workers: 2\nworker_class: uring\n");
+  EXPECT_THAT(error_of([&] {
+                build_from({"-c", file.c_str()});
+              }),
+              StartsWith(file + ":2:1: key 'worker_class': unknown worker class 'uring'"));
+  // A flag fixes what the file got wrong, and takes over the key's origin.
+  Config config = build_from({"-c", file.c_str(), "-k", "epoll"});
+  EXPECT_EQ(config.worker_class, "epoll");
+  EXPECT_EQ(config.origin["worker_class"], "--worker-class");
+}
+
+TEST_F(Build, UnreadableConfigFile) {
+  std::string missing = (dir_ / "missing.yaml").string();
+  std::string message = error_of([&] { build_from({"-c", missing.c_str()}); });
+  EXPECT_THAT(message, HasSubstr(missing));
+  EXPECT_THAT(message, HasSubstr("No such file or directory"));
+  std::string directory = dir_.string();
+  EXPECT_THAT(error_of([&] {
+                build_from({"-c", directory.c_str()});
+              }),
+              HasSubstr("Is a directory"));
+}
+
+TEST_F(Build, FileSyntaxErrorNamesTheFile) {
+  std::string file = write("bad.yaml", "workers: [1,\n");
+  EXPECT_THAT(error_of([&] {
+                build_from({"-c", file.c_str()});
+              }),
+              AllOf(StartsWith(file + ":"), HasSubstr("invalid YAML")));
+}
+
+TEST_F(Build, HandWrittenOverrides) {
+  CommandLine cli;
+  cli.overrides = {"timeout=7", "bind=unix:/a", "bind=unix:/b"};
+  Config config = build(cli, known_classes);
+  EXPECT_EQ(config.timeout, 7);
+  EXPECT_THAT(config.bind, ElementsAre("unix:/a", "unix:/b"));
+  cli.overrides = {"timeout"};
+  EXPECT_THAT(error_of([&] { build(cli, known_classes); }), HasSubstr("malformed override"));
+  cli.overrides = {"wrokers=2"};
+  EXPECT_THAT(error_of([&] { build(cli, known_classes); }),
+              HasSubstr("unknown key 'wrokers' (did you mean 'workers'?)"));
+}
+
+}  // namespace
+}  // namespace qilin::config

@@ -1,0 +1,190 @@
+#include "workers/worker.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+#include <random>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "http/date.hpp"
+#include "sys/error.hpp"
+#include "sys/log.hpp"
+
+namespace qilin::workers {
+
+namespace {
+
+// What the signal handlers record. One worker per process, so process-wide
+// state is the honest shape for it.
+std::atomic<bool> stop_requested{false};
+std::atomic<bool> quick_requested{false};
+std::atomic<bool> reopen_requested{false};
+std::atomic<int64_t> stop_requested_ms{0};
+int wakeup_write_fd = -1;
+
+void poke_wakeup() noexcept {
+  const uint64_t one = 1;
+  int saved = errno;
+  [[maybe_unused]] auto ignored = ::write(wakeup_write_fd, &one, sizeof one);
+  errno = saved;
+}
+
+void on_stop_signal(int signal) noexcept {
+  if (signal == SIGINT || signal == SIGQUIT) quick_requested = true;
+  if (!stop_requested.exchange(true)) stop_requested_ms = master::monotonic_ms();
+  poke_wakeup();
+}
+
+void on_usr1(int) noexcept {
+  reopen_requested = true;
+  poke_wakeup();
+}
+
+// The master sends ABRT to a worker that missed its heartbeat for `timeout`
+// seconds: the worker is stuck, so nothing but async-signal-safe calls here.
+void on_abort(int) noexcept {
+  static constexpr char message[] = "worker timeout: aborting (the app held the worker longer than timeout)\n";
+  [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
+  ::_exit(1);
+}
+
+void install(int signal, void (*handler)(int)) {
+  struct sigaction action{};
+  action.sa_handler = handler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: a blocking recv/accept/poll returns EINTR
+  if (::sigaction(signal, &action, nullptr) != 0) throw sys::SysError("sigaction", errno);
+}
+
+// %(t)s of gunicorn's access log: [25/Nov/2026:07:26:54 +0000], reformatted once a second.
+std::string_view access_log_time(std::time_t now) {
+  thread_local std::time_t formatted_second = -1;
+  thread_local std::string text;
+  if (now != formatted_second) {
+    std::tm utc{};
+    ::gmtime_r(&now, &utc);
+    text = fmt::format("[{:%d/%b/%Y:%H:%M:%S} +0000]", utc);
+    formatted_second = now;
+  }
+  return text;
+}
+
+}  // namespace
+
+Worker::Worker(const WorkerSetup& setup)
+    : config_(setup.config), listeners_(setup.listeners), slot_(setup.slot), master_pid_(::getppid()) {
+  limits_.request_line = static_cast<size_t>(config_.limit_request_line);
+  limits_.header_fields = static_cast<size_t>(config_.limit_request_fields);
+  limits_.header_field_size = static_cast<size_t>(config_.limit_request_field_size);
+  limits_.body = static_cast<size_t>(config_.limit_request_body);
+}
+
+Worker::~Worker() = default;
+
+int Worker::main() {
+  try {
+    boot();
+  } catch (const app::AppLoadError& error) {
+    spdlog::error("{}", error.what());
+    return kExitAppLoadError;
+  } catch (const std::exception& error) {
+    spdlog::error("worker failed to boot: {}", error.what());
+    return kExitBootError;
+  }
+  slot_.state = master::WorkerState::Ready;
+  run();
+  slot_.state = master::WorkerState::Stopping;
+  spdlog::default_logger()->flush();
+  if (auto* access = sys::access_log()) access->flush();
+  return 0;
+}
+
+void Worker::boot() {
+  wakeup_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wakeup_) throw sys::SysError("eventfd", errno);
+  wakeup_write_fd = wakeup_.get();
+  install(SIGTERM, on_stop_signal);
+  install(SIGINT, on_stop_signal);
+  install(SIGQUIT, on_stop_signal);
+  install(SIGUSR1, on_usr1);
+  install(SIGABRT, on_abort);
+  ::signal(SIGHUP, SIG_IGN);    // the master reloads; workers are replaced, not reloaded
+  ::signal(SIGWINCH, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);   // a peer gone mid-write is EPIPE, sorted where the write is made
+
+  if (config_.max_requests > 0) {
+    // gunicorn: max_requests + randint(0, jitter), so workers started together
+    // do not all restart together.
+    std::mt19937 random(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(master::monotonic_ms()));
+    std::uniform_int_distribution<int> jitter(0, config_.max_requests_jitter);
+    max_requests_ = static_cast<uint64_t>(config_.max_requests + jitter(random));
+  }
+  app_ = app::load_app(config_.app, {.static_dir = config_.static_dir});
+  boot_io();
+  notify();
+  spdlog::info("Booting worker with pid: {} ({})", ::getpid(), config_.worker_class);
+}
+
+void Worker::notify() {
+  const int64_t now = master::monotonic_ms();
+  slot_.heartbeat_ms.store(now, std::memory_order_relaxed);
+  http::refresh_date(std::time(nullptr));
+  if (now - last_second_ms_ < 1000) return;
+  // Once a second: what is not worth a syscall per loop turn.
+  last_second_ms_ = now;
+  if (auto* access = sys::access_log()) access->flush();
+  // A worker whose master died is an orphan no one supervises (gunicorn
+  // checks the same): stop as if told to.
+  if (::getppid() != master_pid_ && !stop_requested.exchange(true)) {
+    stop_requested_ms = now;
+    spdlog::warn("master (pid: {}) is gone: stopping", master_pid_);
+  }
+}
+
+bool Worker::alive() const noexcept { return !stop_requested.load(std::memory_order_relaxed) && !max_reached_; }
+
+bool Worker::quick_exit() const noexcept { return quick_requested.load(std::memory_order_relaxed); }
+
+void Worker::handle_wakeup() {
+  uint64_t count;
+  while (::read(wakeup_.get(), &count, sizeof count) > 0) {
+  }
+  if (reopen_requested.exchange(false)) {
+    sys::reopen_logs();
+    spdlog::info("reopened log files");
+  }
+}
+
+int64_t Worker::graceful_ms_left() const noexcept {
+  int64_t since = max_reached_ ? max_reached_ms_.load() : stop_requested_ms.load();
+  if (since == 0) return INT64_MAX;
+  return since + int64_t{config_.graceful_timeout} * 1000 - master::monotonic_ms();
+}
+
+void Worker::connection_accepted() noexcept { slot_.connections.fetch_add(1, std::memory_order_relaxed); }
+
+bool Worker::request_done(const http::Request& request, const http::Response& response, std::string_view peer) {
+  slot_.requests.fetch_add(1, std::memory_order_relaxed);
+  if (auto* access = sys::access_log()) {
+    auto header_or_dash = [&](std::string_view name) { return request.header(name).value_or("-"); };
+    size_t length = response.body.size() + response.file_length;
+    access->info("{} - - {} \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"", peer, access_log_time(std::time(nullptr)),
+                 request.method, request.target, request.version_minor, response.status,
+                 response.stream ? std::string("-") : std::to_string(length), header_or_dash("Referer"),
+                 header_or_dash("User-Agent"));
+  }
+  if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ && !max_reached_.exchange(true)) {
+    max_reached_ms_ = master::monotonic_ms();
+    spdlog::info("Autorestarting worker after current request ({} requests).", requests_.load());
+  }
+  return !max_reached_;
+}
+
+}  // namespace qilin::workers

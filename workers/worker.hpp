@@ -1,0 +1,113 @@
+// The worker-class interface (gunicorn's Worker base class).
+//
+// The master constructs a worker in the child right after fork and calls
+// main(). The base owns what every IO model shares: boot (signals, app, logs),
+// the heartbeat, max_requests, the access log and counters. A subclass writes
+// only run(), its IO model, and the app::Context its model implies.
+//
+// Signals: the handlers only record the signal and poke wakeup_fd(); run()
+// notices through alive()/quick_exit() and by watching wakeup_fd() in its
+// poller (or, for blocking calls, through EINTR: handlers are installed
+// without SA_RESTART).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "app/app.hpp"
+#include "config/config.hpp"
+#include "http/limits.hpp"
+#include "master/scoreboard.hpp"
+#include "sys/fd.hpp"
+#include "sys/socket.hpp"
+
+namespace qilin::workers {
+
+// gunicorn's exit codes, which the master reads to stop instead of respawning.
+inline constexpr int kExitBootError = 3;
+inline constexpr int kExitAppLoadError = 4;
+
+struct WorkerSetup {
+  const config::Config& config;
+  std::span<const sys::Listener> listeners;
+  master::ScoreboardSlot& slot;
+};
+
+class Worker {
+ public:
+  explicit Worker(const WorkerSetup& setup);
+  virtual ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // In the child: boot, then run() until stopped. Returns the exit code.
+  int main();
+
+ protected:
+  // The IO model. Returns when alive() turned false and in-flight requests
+  // are done (or at once when quick_exit()). Must call notify() at least once
+  // a second while it runs.
+  virtual void run() = 0;
+  // Per-class set-up in the child after the base has booted (a ring, a pool).
+  // May throw: a std::exception here is a boot error (exit code 3), logged once.
+  virtual void boot_io() {}
+
+  // ---- services for run() ----
+  // Heartbeat, Date cache, access-log flush. Once per loop turn, or at least
+  // once a second; cheap (a clock read and a store).
+  void notify();
+  // False after TERM, INT/QUIT or max_requests: stop accepting, finish what
+  // was accepted, close idle keep-alive connections.
+  bool alive() const noexcept;
+  // INT/QUIT: leave now, dropping in-flight requests.
+  bool quick_exit() const noexcept;
+  // Readable when a signal arrived. Level-triggered: call handle_wakeup().
+  int wakeup_fd() const noexcept { return wakeup_.get(); }
+  // Drains wakeup_fd() and acts on USR1 (reopen logs). Loop thread only.
+  void handle_wakeup();
+  // Seconds left of graceful_timeout since alive() turned false (for loops
+  // that wait for in-flight requests), or a large number while alive.
+  int64_t graceful_ms_left() const noexcept;
+
+  // Once per answered request, before Session::respond(): access log and
+  // counters. Returns false when this was the worker's last request
+  // (max_requests): the worker should refuse keep-alive from now on.
+  bool request_done(const http::Request& request, const http::Response& response, std::string_view peer);
+  // Once per accepted connection.
+  void connection_accepted() noexcept;
+
+  const config::Config& config_;
+  std::span<const sys::Listener> listeners_;
+  master::ScoreboardSlot& slot_;
+  http::Limits limits_;
+  app::Handler app_;  // loaded at boot, in the child
+
+ private:
+  void boot();
+  sys::Fd wakeup_;
+  pid_t master_pid_;  // constructed in the child: getppid() is the master
+  int64_t last_second_ms_ = 0;
+  // Atomics: the threaded worker answers requests on several threads.
+  std::atomic<uint64_t> requests_{0};
+  uint64_t max_requests_ = 0;  // 0: unlimited; jitter applied at boot
+  std::atomic<bool> max_reached_{false};
+  std::atomic<int64_t> max_reached_ms_{0};
+};
+
+// ---- the registry: one row per worker class (STYLE 5) ----
+using WorkerFactory = std::unique_ptr<Worker> (*)(const WorkerSetup&);
+
+struct WorkerClass {
+  std::string_view name;      // the worker_class value
+  std::string_view io_model;  // for --help and the README
+  WorkerFactory make;
+};
+
+std::span<const WorkerClass> worker_classes() noexcept;
+const WorkerClass* find_worker_class(std::string_view name) noexcept;
+std::vector<std::string_view> worker_class_names();
+
+}  // namespace qilin::workers
