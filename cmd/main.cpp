@@ -62,6 +62,6 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "qilin: cannot open log: {}\n", error.what());
     return 1;
   }
-  master::Master master(std::move(*command_line), std::move(config));
+  master::Master master(std::move(*command_line), std::move(config), std::vector<std::string>(argv, argv + argc));
   return master.run();
 }

@@ -19,7 +19,7 @@ namespace {
 struct Flag {
   std::string_view names;  // CLI11 spelling; a name without dashes is a positional
   std::string_view key;
-  std::string_view value_name;
+  std::string_view value_name;  // empty: a switch that takes no value and sets the key to true
   std::string_view help;
 
   // What messages call the flag: its long form ("--workers"), or "APP".
@@ -58,6 +58,10 @@ const std::array flag_table{
     Flag{"-p,--pid", "pidfile", "FILE", "write the master's pid to FILE"},
     Flag{"--forwarded-allow-ips", "forwarded_allow_ips", "IPS",
          "comma-separated proxy addresses trusted for X-Forwarded-* headers"},
+    Flag{"--reuse-port", "reuse_port", "",
+         "each worker binds its own SO_REUSEPORT socket; the kernel balances connections"},
+    Flag{"--status-bind", "status_bind", "ADDR",
+         "serve /metrics, /status.json and a status page on this address (off when empty)"},
     Flag{"APP", "app", "APP", "application: a built-in name or the path of a shared library"},
 };
 
@@ -85,10 +89,13 @@ std::optional<CommandLine> parse_command_line(int argc, const char* const* argv)
 
   std::map<const CLI::Option*, const Flag*> flag_of;
   for (const Flag& flag : flag_table) {
-    CLI::Option* option = app.add_option(std::string(flag.names), CLI::callback_t{},
-                                         fmt::format("{} [key: {}]", flag.help, flag.key));
+    std::string help = fmt::format("{} [key: {}]", flag.help, flag.key);
+    CLI::Option* option = flag.value_name.empty()
+                              ? app.add_flag(std::string(flag.names))->description(help)
+                              : app.add_option(std::string(flag.names), CLI::callback_t{}, help);
     // A positional's help already shows its name; a type name would repeat it.
-    if (flag.names.starts_with('-')) option->type_name(std::string(flag.value_name));
+    if (flag.names.starts_with('-') && !flag.value_name.empty())
+      option->type_name(std::string(flag.value_name));
     // Every occurrence is kept: overrides are replayed in order, so the last
     // scalar wins and each -b adds an address.
     option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -111,6 +118,10 @@ std::optional<CommandLine> parse_command_line(int argc, const char* const* argv)
   for (const CLI::Option* option : app.parse_order()) {
     auto flag = flag_of.find(option);
     if (flag == flag_of.end()) continue;
+    if (flag->second->value_name.empty()) {
+      cli.overrides.push_back(fmt::format("{}=true", flag->second->key));
+      continue;
+    }
     size_t& used = values_used[option];
     if (used >= option->results().size()) continue;
     cli.overrides.push_back(fmt::format("{}={}", flag->second->key, option->results()[used++]));

@@ -28,7 +28,8 @@ namespace {
 
 using StringList = std::vector<std::string>;
 using Field =
-    std::variant<int Config::*, int64_t Config::*, std::string Config::*, StringList Config::*>;
+    std::variant<bool Config::*, int Config::*, int64_t Config::*, std::string Config::*,
+                 StringList Config::*>;
 
 constexpr int64_t no_limit = std::numeric_limits<int64_t>::max();
 
@@ -70,6 +71,8 @@ const std::array key_table{
     Key{.name = "forwarded_allow_ips",
         .field = &Config::forwarded_allow_ips,
         .comma_separated = true},
+    Key{.name = "reuse_port", .field = &Config::reuse_port},
+    Key{.name = "status_bind", .field = &Config::status_bind},
 };
 
 constexpr std::array<std::string_view, 5> log_levels{"debug", "info", "warning", "error",
@@ -190,9 +193,19 @@ StringList list_from_string(const Key& key, std::string_view text) {
   return items;
 }
 
+// YAML 1.2's booleans only: "yes"/"on" are strings there, and a setting
+// that reads as either is a trap.
+bool parse_bool(const Key& key, std::string_view text, std::string_view origin) {
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  fail(origin, key.name, fmt::format("expected true or false, got '{}'", text));
+}
+
 template <class T>
 T from_text(const Key& key, std::string_view text, std::string_view origin) {
-  if constexpr (std::is_integral_v<T>) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return parse_bool(key, text, origin);
+  } else if constexpr (std::is_integral_v<T>) {
     return parse_integer<T>(key, text, origin);
   } else if constexpr (std::is_same_v<T, StringList>) {
     return list_from_string(key, text);
@@ -206,7 +219,11 @@ T from_text(const Key& key, std::string_view text, std::string_view origin) {
 template <class T>
 T from_yaml(const Key& key, const YAML::Node& node, std::string_view source,
             std::string_view origin) {
-  if constexpr (std::is_integral_v<T>) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!node.IsScalar())
+      fail(origin, key.name, fmt::format("expected true or false, got {}", describe(node)));
+    return parse_bool(key, node.Scalar(), origin);
+  } else if constexpr (std::is_integral_v<T>) {
     if (!node.IsScalar())
       fail(origin, key.name, fmt::format("expected an integer, got {}", describe(node)));
     return parse_integer<T>(key, node.Scalar(), origin);
@@ -363,6 +380,8 @@ std::optional<BindAddress> parse_bind(std::string_view text) {
   return BindAddress{.kind = BindAddress::Kind::Tcp4, .host = std::string(host), .port = *port};
 }
 
+void validate_status_bind(const Config& config, std::string_view origin);
+
 void validate(const Config& config, std::span<const std::string_view> worker_classes) {
   auto origin_of = [&config](std::string_view key) -> std::string_view {
     auto it = config.origin.find(key);
@@ -372,7 +391,7 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   for (const Key& key : key_table) {
     std::visit(
         [&]<class T>(T Config::*field) {
-          if constexpr (std::is_integral_v<T>) {
+          if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
             int64_t value = config.*field;
             if (value < key.min)
               fail(origin_of(key.name), key.name,
@@ -396,6 +415,7 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
          fmt::format("must be one of {}, got '{}'", fmt::join(log_levels, ", "), config.loglevel));
   }
   if (config.bind.empty()) fail(origin_of("bind"), "bind", "at least one address is required");
+  validate_status_bind(config, origin_of("status_bind"));
   for (const std::string& address : config.bind) {
     if (!parse_bind(address)) {
       fail(origin_of("bind"), "bind",
@@ -404,6 +424,14 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
                        address));
     }
   }
+}
+
+void validate_status_bind(const Config& config, std::string_view origin) {
+  if (config.status_bind.empty()) return;
+  if (!parse_bind(config.status_bind))
+    fail(origin, "status_bind", fmt::format("cannot use '{}': expected an address like bind's", config.status_bind));
+  if (std::ranges::find(config.bind, config.status_bind) != config.bind.end())
+    fail(origin, "status_bind", "must differ from every bind address: status is never served on the app's port");
 }
 
 std::string to_yaml(const Config& config) {

@@ -37,6 +37,8 @@ struct Config {
   std::string loglevel = "info";     // debug, info, warning, error, critical
   std::string pidfile;               // empty: none
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
+  bool reuse_port = false;   // each worker binds its own SO_REUSEPORT socket (TCP binds)
+  std::string status_bind;   // the status listener (/metrics, /status.json, /); empty: off
 
   // Where each key given in YAML was written: "FILE:LINE:COLUMN". Lets checks
   // made later (e.g. an unknown worker class) point at the line.

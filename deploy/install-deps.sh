@@ -8,7 +8,7 @@ packages=(
   cmake g++ make pkg-config
   # libraries (llhttp ships as C sources in node-llhttp)
   node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev liburing-dev
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev libsystemd-dev
   # tests and benchmarks: a real client, a reverse proxy, the load generator
   curl nginx-light wrk procps util-linux iproute2
 )

@@ -72,4 +72,14 @@ Response& Response::set(std::string_view name, std::string_view value) {
   return *this;
 }
 
+std::string_view worker_timeout_response() noexcept {
+  return "HTTP/1.1 500 Internal Server Error\r\n"
+         "Server: qilin\r\n"
+         "Content-Type: text/plain\r\n"
+         "Content-Length: 37\r\n"
+         "Connection: close\r\n"
+         "\r\n"
+         "worker timed out serving the request\n";
+}
+
 }  // namespace qilin::http

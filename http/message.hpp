@@ -64,4 +64,9 @@ struct Response {
   Response& set(std::string_view name, std::string_view value);
 };
 
+// The whole response a worker's timeout handler writes to the client whose
+// request overran `timeout` (gunicorn's sync worker answers 500 there too).
+// Static bytes: it is written from a signal handler.
+std::string_view worker_timeout_response() noexcept;
+
 }  // namespace qilin::http

@@ -7,11 +7,15 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "sys/error.hpp"
@@ -32,14 +36,21 @@ void queue_signal(int signal) noexcept {
   errno = saved;
 }
 
-constexpr int kHandledSignals[] = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT,
-                                   SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD};
-// Until binary upgrade (USR2) exists, its default action (terminate) must not
-// take the whole server down; WINCH is ignored as gunicorn does when not daemonized.
-constexpr int kIgnoredSignals[] = {SIGUSR2, SIGWINCH, SIGPIPE};
+constexpr int kHandledSignals[] = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT, SIGTTIN,
+                                   SIGTTOU, SIGUSR1, SIGUSR2, SIGCHLD};
+// WINCH is ignored as gunicorn does when not daemonized.
+constexpr int kIgnoredSignals[] = {SIGWINCH, SIGPIPE};
 
-constexpr size_t kScoreboardSlots =
-    2048;  // twice the largest `workers`: a reload runs both generations
+// Twice the largest `workers`: a reload runs both generations side by side.
+constexpr size_t kScoreboardSlots = 2048;
+
+// A worker that dies within this long of its start counts towards a crash loop.
+constexpr int64_t kQuickCrashMs = 10'000;
+constexpr int64_t kMaxBackoffMs = 10'000;
+
+// The binary upgrade hands its listening sockets to the new master here.
+constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
+constexpr const char* kUpgradeFromVariable = "QILIN_UPGRADE_FROM";
 
 sys::LogSettings log_settings(const config::Config& config) {
   return {.errorlog = config.errorlog, .accesslog = config.accesslog, .loglevel = config.loglevel};
@@ -55,17 +66,31 @@ std::string describe_exit(int status) {
   return "changed state";
 }
 
+bool abnormal(int status) {
+  return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
+std::string self_executable() {
+  std::error_code error;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string() : path.string();
+}
+
 }  // namespace
 
-Master::Master(config::CommandLine command_line, config::Config config)
+Master::Master(config::CommandLine command_line, config::Config config,
+               std::vector<std::string> argv)
     : command_line_(std::move(command_line)),
       config_(std::move(config)),
+      argv_(std::move(argv)),
+      executable_(self_executable()),
       scoreboard_(kScoreboardSlots),
       target_workers_(config_.workers) {}
 
 Master::~Master() {
-  for (const auto& listener : listeners_)
-    if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+  if (owns_socket_files())
+    for (const auto& listener : listeners_)
+      if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
   remove_pidfile();
 }
 
@@ -73,7 +98,7 @@ int Master::run() {
   spdlog::info("Starting qilin {}", QILIN_VERSION);
   raise_file_limit();
   try {
-    bind_listeners();
+    acquire_listeners();
   } catch (const std::exception& error) {
     spdlog::critical("cannot listen: {}", error.what());
     return 1;
@@ -84,11 +109,15 @@ int Master::run() {
   manage_workers();
 
   while (!exit_code_) {
-    wait_for_signal(1000);
+    const int64_t now = monotonic_ms();
+    const int64_t until_spawn = next_spawn_ms_ > now ? next_spawn_ms_ - now : 1000;
+    wait_for_signal(static_cast<int>(std::min<int64_t>(1000, until_spawn)));
     if (exit_code_) break;
     reap_workers();
     murder_workers();
     manage_workers();
+    watch_upgrade();
+    notify_systemd_when_ready();
   }
   if (!reason_.empty()) spdlog::error("Reason: {}", reason_);
   spdlog::info("Shutting down: Master");
@@ -101,8 +130,34 @@ void Master::raise_file_limit() {
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == files.rlim_max) return;
   files.rlim_cur = files.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &files) != 0)
-    spdlog::warn("{}", sys::describe("setrlimit", errno));
+  if (::setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("{}", sys::describe("setrlimit", errno));
+}
+
+// Sockets handed over by an upgrading master or by systemd come first; only
+// without them does the master bind the configured addresses itself.
+void Master::acquire_listeners() {
+  std::vector<int> inherited;
+  if (const char* fds = std::getenv(kListenFdsVariable)) {
+    for (const char* at = fds; *at;) {
+      char* end;
+      inherited.push_back(static_cast<int>(std::strtol(at, &end, 10)));
+      at = *end == ',' ? end + 1 : end;
+      if (end == at && *at) break;
+    }
+    if (const char* from = std::getenv(kUpgradeFromVariable)) upgrading_from_ = std::atoi(from);
+    ::unsetenv(kListenFdsVariable);
+    ::unsetenv(kUpgradeFromVariable);
+  } else if (int count = sd_listen_fds(1); count > 0) {
+    for (int i = 0; i < count; ++i) inherited.push_back(SD_LISTEN_FDS_START + i);
+  }
+  if (inherited.empty()) return bind_listeners();
+
+  adopted_listeners_ = true;
+  for (int fd : inherited) {
+    listeners_.push_back(sys::adopt_listener(fd));
+    spdlog::info("Listening at: {} (inherited fd {}) ({})", listeners_.back().name, fd, ::getpid());
+  }
+  if (upgrading_from_) spdlog::info("Upgraded from master {}", upgrading_from_);
 }
 
 void Master::bind_listeners() {
@@ -118,31 +173,35 @@ void Master::bind_listeners() {
           break;
         case config::BindAddress::Kind::Tcp6:
           listener = sys::listen_tcp(sys::Family::Tcp6, address->host, address->port,
-                                     config_.backlog, spec);
+                                     config_.backlog, spec, config_.reuse_port);
           break;
         case config::BindAddress::Kind::Tcp4:
           listener = sys::listen_tcp(sys::Family::Tcp4, address->host, address->port,
-                                     config_.backlog, spec);
+                                     config_.backlog, spec, config_.reuse_port);
           break;
       }
     } catch (const sys::SysError& error) {
       throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
     }
-    if (address->kind == config::BindAddress::Kind::Unix)
-      spdlog::info("Listening at: unix:{} ({})", address->path, ::getpid());
-    else if (address->kind == config::BindAddress::Kind::Tcp6)
-      spdlog::info("Listening at: http://[{}]:{} ({})", address->host,
-                   sys::local_port(listener.fd.get()), ::getpid());
-    else
-      spdlog::info("Listening at: http://{}:{} ({})", address->host,
-                   sys::local_port(listener.fd.get()), ::getpid());
+    const auto port = sys::local_port(listener.fd.get());
+    switch (address->kind) {
+      case config::BindAddress::Kind::Unix:
+        spdlog::info("Listening at: unix:{} ({})", address->path, ::getpid());
+        break;
+      case config::BindAddress::Kind::Tcp6:
+        spdlog::info("Listening at: http://[{}]:{} ({})", address->host, port, ::getpid());
+        break;
+      case config::BindAddress::Kind::Tcp4:
+        spdlog::info("Listening at: http://{}:{} ({})", address->host, port, ::getpid());
+        break;
+    }
     bound.push_back(std::move(listener));
   }
   // Only now: a reload whose new binds fail keeps the old listeners.
   for (const auto& old : listeners_) {
     bool kept = std::any_of(bound.begin(), bound.end(),
                             [&](const auto& l) { return l.unix_path == old.unix_path; });
-    if (!old.unix_path.empty() && !kept) ::unlink(old.unix_path.c_str());
+    if (!old.unix_path.empty() && !kept && owns_socket_files()) ::unlink(old.unix_path.c_str());
   }
   listeners_ = std::move(bound);
 }
@@ -153,7 +212,7 @@ void Master::install_signal_handlers() {
   signal_pipe_read_.reset(pipe_fds[0]);
   signal_pipe_write_.reset(pipe_fds[1]);
   signal_queue_fd = pipe_fds[1];
-  struct sigaction action {};
+  struct sigaction action{};
   action.sa_handler = queue_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
@@ -163,41 +222,29 @@ void Master::install_signal_handlers() {
 }
 
 // Sleeps until a signal is queued or `timeout_ms` passes, then handles every
-// queued signal in arrival order. Returns how many were handled.
-int64_t Master::wait_for_signal(int timeout_ms) {
+// queued signal in arrival order.
+void Master::wait_for_signal(int timeout_ms) {
   pollfd watched{.fd = signal_pipe_read_.get(), .events = POLLIN, .revents = 0};
   if (::poll(&watched, 1, timeout_ms) < 0 && errno != EINTR)
     spdlog::error("{}", sys::describe("poll", errno));
   char queued[64];
-  int64_t handled = 0;
   ssize_t n;
-  while ((n = ::read(signal_pipe_read_.get(), queued, sizeof queued)) > 0) {
+  while ((n = ::read(signal_pipe_read_.get(), queued, sizeof queued)) > 0)
     for (ssize_t i = 0; i < n && !exit_code_; ++i) dispatch(queued[i]);
-    handled += n;
-  }
-  return handled;
 }
 
 void Master::dispatch(int signal) {
   switch (signal) {
-    case SIGCHLD:
-      return handle_chld();
-    case SIGHUP:
-      return handle_hup();
-    case SIGTERM:
-      return handle_term();
-    case SIGINT:
-      return handle_int();
-    case SIGQUIT:
-      return handle_quit();
-    case SIGTTIN:
-      return handle_ttin();
-    case SIGTTOU:
-      return handle_ttou();
-    case SIGUSR1:
-      return handle_usr1();
-    default:
-      spdlog::warn("ignoring unexpected signal {}", signal);
+    case SIGCHLD: return handle_chld();
+    case SIGHUP: return handle_hup();
+    case SIGTERM: return handle_term();
+    case SIGINT: return handle_int();
+    case SIGQUIT: return handle_quit();
+    case SIGTTIN: return handle_ttin();
+    case SIGTTOU: return handle_ttou();
+    case SIGUSR1: return handle_usr1();
+    case SIGUSR2: return handle_usr2();
+    default: spdlog::warn("ignoring unexpected signal {}", signal);
   }
 }
 
@@ -208,6 +255,8 @@ void Master::handle_chld() { reap_workers(); }
 // is ready. A broken file keeps the server running as it was.
 void Master::handle_hup() {
   spdlog::info("Hang up: Master");
+  sd_notify(0, "RELOADING=1");
+  told_systemd_ready_ = false;
   config::Config fresh;
   try {
     auto names = workers::worker_class_names();
@@ -218,7 +267,9 @@ void Master::handle_hup() {
   }
   auto previous = std::move(config_);
   config_ = std::move(fresh);
-  if (config_.bind != previous.bind || config_.backlog != previous.backlog) {
+  const bool rebind = config_.bind != previous.bind || config_.backlog != previous.backlog ||
+                      config_.reuse_port != previous.reuse_port;
+  if (rebind && !adopted_listeners_) {
     try {
       bind_listeners();
     } catch (const std::exception& error) {
@@ -237,6 +288,8 @@ void Master::handle_hup() {
     spdlog::info("Switching worker class: {} -> {}", previous.worker_class, config_.worker_class);
   target_workers_ = config_.workers;
   ++generation_;
+  next_spawn_ms_ = 0;
+  quick_crashes_ = 0;
   manage_workers();
 }
 
@@ -262,6 +315,50 @@ void Master::handle_usr1() {
   kill_workers(SIGUSR1);
 }
 
+// Binary upgrade: exec the (possibly replaced) binary with our listening
+// sockets. Both masters serve until the operator stops one of them.
+void Master::handle_usr2() {
+  if (new_master_pid_ != 0) {
+    spdlog::warn("USR2 ignored: an upgraded master (pid: {}) is already running", new_master_pid_);
+    return;
+  }
+  if (upgrading_from_ != 0) {
+    spdlog::warn("USR2 ignored: this master is itself an upgrade; stop the old master (pid: {}) first",
+                 upgrading_from_);
+    return;
+  }
+  if (executable_.empty()) {
+    spdlog::error("USR2 ignored: the path of this binary is unknown");
+    return;
+  }
+  std::string fds;
+  for (const auto& listener : listeners_)
+    fds += (fds.empty() ? "" : ",") + std::to_string(listener.fd.get());
+  spdlog::default_logger()->flush();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    spdlog::error("{}", sys::describe("fork", errno));
+    return;
+  }
+  if (pid == 0) {
+    for (const auto& listener : listeners_) sys::set_cloexec(listener.fd.get(), false);
+    ::setenv(kListenFdsVariable, fds.c_str(), 1);
+    ::setenv(kUpgradeFromVariable, std::to_string(::getppid()).c_str(), 1);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
+    std::vector<char*> args;
+    for (auto& arg : argv_) args.push_back(arg.data());
+    args.push_back(nullptr);
+    ::execv(executable_.c_str(), args.data());
+    spdlog::critical("cannot re-execute {}: {}", executable_, std::strerror(errno));
+    ::_exit(workers::kExitBootError);
+  }
+  new_master_pid_ = pid;
+  spdlog::info("Handling signal: usr2: started the upgraded master (pid: {})", pid);
+}
+
 void Master::spawn_worker() {
   ScoreboardSlot* slot = scoreboard_.claim();
   if (!slot) {
@@ -281,29 +378,50 @@ void Master::spawn_worker() {
     signal_pipe_read_.reset();
     signal_pipe_write_.reset();
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
-    ::signal(SIGUSR2, SIG_DFL);
     slot->pid = ::getpid();
     int code = workers::kExitBootError;
     try {
+      std::vector<sys::Listener> own = worker_listeners();
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
-      auto worker = worker_class->make({.config = config_, .listeners = listeners_, .slot = *slot});
+      auto worker = worker_class->make({.config = config_, .listeners = own, .slot = *slot});
       code = worker->main();
     } catch (const std::exception& error) {
-      spdlog::error("worker failed: {}", error.what());
+      spdlog::error("worker failed to boot: {}", error.what());
     }
     spdlog::default_logger()->flush();
     if (auto* access = sys::access_log()) access->flush();
     ::_exit(code);
   }
   slot->pid = pid;
-  workers_.emplace(
-      pid, WorkerProcess{.slot = slot, .generation = generation_, .spawned_ms = monotonic_ms()});
+  workers_.emplace(pid,
+                   WorkerProcess{.slot = slot, .generation = generation_, .spawned_ms = monotonic_ms()});
+}
+
+std::vector<sys::Listener> Master::worker_listeners() const {
+  std::vector<sys::Listener> own;
+  for (const auto& listener : listeners_) {
+    if (listener.per_worker) {
+      own.push_back(sys::listen_beside(listener, config_.backlog));
+      spdlog::info("Listening at: http://{} with SO_REUSEPORT ({})", listener.name, ::getpid());
+    } else {
+      // The same descriptor number, without owning it: the master's copy
+      // closes with the process.
+      own.push_back(sys::Listener{sys::Fd(::dup(listener.fd.get())), listener.name, {}});
+    }
+  }
+  return own;
 }
 
 void Master::reap_workers() {
   int status = 0;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid == new_master_pid_) {
+      spdlog::warn("the upgraded master (pid: {}) {}: upgrade rolled back, serving on",
+                   pid, describe_exit(status));
+      new_master_pid_ = 0;
+      continue;
+    }
     auto found = workers_.find(pid);
     if (found == workers_.end()) continue;
     auto& worker = found->second;
@@ -313,14 +431,23 @@ void Master::reap_workers() {
         !exit_code_) {
       Scoreboard::release(*worker.slot);
       workers_.erase(found);
-      halt(code,
-           code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
+      halt(code, code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
       return;
     }
-    if (worker.retiring || (WIFEXITED(status) && code == 0))
+    if (worker.retiring || !abnormal(status)) {
       spdlog::info("Worker exiting (pid: {}) {}", pid, describe_exit(status));
-    else
+    } else {
       spdlog::error("Worker (pid:{}) {}", pid, describe_exit(status));
+      // A crash loop is respawned ever later instead of in a hot loop; a
+      // worker that lived a while resets the count.
+      const int64_t now = monotonic_ms();
+      quick_crashes_ = now - worker.spawned_ms < kQuickCrashMs ? quick_crashes_ + 1 : 0;
+      if (quick_crashes_ >= 2) {
+        const int64_t backoff = std::min<int64_t>(kMaxBackoffMs, 100LL << std::min(quick_crashes_ - 2, 10));
+        next_spawn_ms_ = now + backoff;
+        spdlog::warn("{} workers crashed soon after starting: next spawn in {} ms", quick_crashes_, backoff);
+      }
+    }
     Scoreboard::release(*worker.slot);
     workers_.erase(found);
   }
@@ -356,8 +483,12 @@ void Master::manage_workers() {
       older.push_back(pid);
     }
   }
-  for (int missing = target_workers_ - static_cast<int>(current.size()); missing > 0; --missing)
-    spawn_worker();
+  const int missing = target_workers_ - static_cast<int>(current.size());
+  if (missing > 0 && monotonic_ms() >= next_spawn_ms_) {
+    // During a crash loop, one at a time: each spawn waits out the back-off.
+    const int spawn = quick_crashes_ >= 2 ? 1 : missing;
+    for (int i = 0; i < spawn; ++i) spawn_worker();
+  }
   // std::map orders by pid, not age: retire by spawn time, oldest first (TTOU).
   std::sort(current.begin(), current.end(), [&](pid_t a, pid_t b) {
     return workers_.at(a).spawned_ms < workers_.at(b).spawned_ms;
@@ -379,14 +510,40 @@ void Master::kill_workers(int signal) {
   for (const auto& [pid, worker] : workers_) ::kill(pid, signal);
 }
 
+// The upgraded master takes the pidfile over once the master it came from
+// has exited, which it sees as being re-parented.
+void Master::watch_upgrade() {
+  if (upgrading_from_ == 0 || ::getppid() == upgrading_from_) return;
+  spdlog::info("the old master (pid: {}) exited: this master takes over", upgrading_from_);
+  const std::string old_path = pidfile_path();
+  upgrading_from_ = 0;
+  if (!config_.pidfile.empty() && ::rename(old_path.c_str(), pidfile_path().c_str()) != 0)
+    write_pidfile();
+  sd_notify(0, fmt::format("MAINPID={}", ::getpid()).c_str());
+}
+
+void Master::notify_systemd_when_ready() {
+  if (told_systemd_ready_) return;
+  int ready = 0;
+  for (const auto& [pid, worker] : workers_)
+    if (!worker.retiring && worker.generation == generation_ && worker.slot->state.load() == WorkerState::Ready)
+      ++ready;
+  if (ready < target_workers_) return;
+  told_systemd_ready_ = true;
+  sd_notify(0, fmt::format("READY=1\nSTATUS={} {} workers serving", ready, config_.worker_class).c_str());
+}
+
 // TERM: workers finish what they accepted, KILL after graceful_timeout.
 // INT/QUIT: workers drop everything at once.
 void Master::stop(bool graceful) {
   spdlog::info("Handling signal: {}", graceful ? "term" : "int/quit");
+  sd_notify(0, "STOPPING=1");
   // Unix socket files go first, so no new client finds them; the workers keep
-  // their inherited descriptors open while they drain.
-  for (const auto& listener : listeners_)
-    if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+  // their inherited descriptors open while they drain. Not when the files
+  // are shared with another master (an upgrade) or belong to systemd.
+  if (owns_socket_files())
+    for (const auto& listener : listeners_)
+      if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
   listeners_.clear();
   kill_workers(graceful ? SIGTERM : SIGQUIT);
   const int64_t deadline = monotonic_ms() + int64_t{config_.graceful_timeout} * 1000;
@@ -420,19 +577,29 @@ void Master::halt(int exit_code, const std::string& reason) {
   stop(true);
 }
 
+bool Master::owns_socket_files() const {
+  const bool new_master_alive = new_master_pid_ != 0 && ::kill(new_master_pid_, 0) == 0;
+  return !adopted_listeners_ && !new_master_alive;
+}
+
+// During an upgrade the new master writes PIDFILE.2, so both pids are known.
+std::string Master::pidfile_path() const {
+  return upgrading_from_ ? config_.pidfile + ".2" : config_.pidfile;
+}
+
 void Master::write_pidfile() {
   if (config_.pidfile.empty()) return;
-  std::ofstream file(config_.pidfile, std::ios::trunc);
+  std::ofstream file(pidfile_path(), std::ios::trunc);
   file << ::getpid() << '\n';
-  if (!file) spdlog::error("cannot write pidfile {}: {}", config_.pidfile, std::strerror(errno));
+  if (!file) spdlog::error("cannot write pidfile {}: {}", pidfile_path(), std::strerror(errno));
 }
 
 void Master::remove_pidfile() {
   if (config_.pidfile.empty()) return;
-  std::ifstream file(config_.pidfile);
+  std::ifstream file(pidfile_path());
   pid_t written = 0;
-  // Only our own: after an upgrade the file may name another master.
-  if (file >> written && written == ::getpid()) ::unlink(config_.pidfile.c_str());
+  // Only our own: after an upgrade the file names the new master.
+  if (file >> written && written == ::getpid()) ::unlink(pidfile_path().c_str());
 }
 
 }  // namespace qilin::master

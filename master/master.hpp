@@ -5,6 +5,13 @@
 // self-pipe; the loop wakes on the pipe or once a second, and dispatches each
 // to handle_<signal>(). Then: reap_workers (who died), murder_workers (who
 // missed the heartbeat), manage_workers (spawn or retire to the target count).
+//
+// Binary upgrade (USR2), as nginx and gunicorn do it: the master forks and
+// re-executes its binary with the listening sockets inherited (their numbers
+// in QILIN_LISTEN_FDS). The new master adopts them instead of binding, boots
+// its own workers beside the old ones and writes PIDFILE.2; when the old
+// master exits (TERM), the new one notices it was re-parented and takes the
+// pidfile over. TERM to the new master instead rolls the upgrade back.
 #pragma once
 
 #include <sys/types.h>
@@ -24,10 +31,11 @@ namespace qilin::master {
 
 class Master {
  public:
-  Master(config::CommandLine command_line, config::Config config);
+  // `argv` is the command line as given, for re-executing on USR2.
+  Master(config::CommandLine command_line, config::Config config, std::vector<std::string> argv);
   ~Master();
   // Runs until stopped; returns the process exit code (0 after a clean stop,
-  // 3 or 4 when a worker could not boot).
+  // 1 when it cannot listen, 3 or 4 when a worker could not boot).
   int run();
 
  private:
@@ -40,9 +48,10 @@ class Master {
   };
 
   void raise_file_limit();
+  void acquire_listeners();
   void bind_listeners();
   void install_signal_handlers();
-  int64_t wait_for_signal(int timeout_ms);
+  void wait_for_signal(int timeout_ms);
   void dispatch(int signal);
 
   void handle_chld();
@@ -53,6 +62,7 @@ class Master {
   void handle_ttin();
   void handle_ttou();
   void handle_usr1();
+  void handle_usr2();
 
   void spawn_worker();
   void reap_workers();
@@ -62,13 +72,23 @@ class Master {
   void kill_workers(int signal);
   void stop(bool graceful);
   void halt(int exit_code, const std::string& reason);
+  void watch_upgrade();
+  void notify_systemd_when_ready();
 
+  // A worker with reuse_port: its own SO_REUSEPORT sockets for the TCP binds,
+  // the shared ones for the rest. Runs in the child; throws on bind errors.
+  std::vector<sys::Listener> worker_listeners() const;
+  std::string pidfile_path() const;
   void write_pidfile();
   void remove_pidfile();
+  bool owns_socket_files() const;
 
   config::CommandLine command_line_;
   config::Config config_;
+  std::vector<std::string> argv_;
+  std::string executable_;  // resolved at start: a replaced binary is found by path on USR2
   std::vector<sys::Listener> listeners_;
+  bool adopted_listeners_ = false;  // from systemd or an upgrade: their files are not ours
   Scoreboard scoreboard_;
   std::map<pid_t, WorkerProcess> workers_;
   uint64_t generation_ = 0;
@@ -77,6 +97,14 @@ class Master {
   std::string reason_;
   sys::Fd signal_pipe_read_;
   sys::Fd signal_pipe_write_;
+
+  // Crash loops: workers dying soon after boot are respawned ever later.
+  int quick_crashes_ = 0;
+  int64_t next_spawn_ms_ = 0;
+
+  pid_t new_master_pid_ = 0;    // the upgraded master this one started (USR2)
+  pid_t upgrading_from_ = 0;    // the master that started this one, until it exits
+  bool told_systemd_ready_ = false;
 };
 
 }  // namespace qilin::master

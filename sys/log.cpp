@@ -1,5 +1,8 @@
 #include "sys/log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +13,7 @@ namespace {
 
 LogSettings current;
 std::shared_ptr<spdlog::logger> access;
+int raw_error_fd = STDERR_FILENO;
 
 spdlog::level::level_enum level_from_name(const std::string& name) {
   if (name == "warning") return spdlog::level::warn;
@@ -47,10 +51,18 @@ void setup_logging(const LogSettings& settings) {
   spdlog::set_default_logger(error_log);
   access = std::move(access_logger);
   current = settings;
+  if (raw_error_fd != STDERR_FILENO) ::close(raw_error_fd);
+  raw_error_fd = STDERR_FILENO;
+  if (settings.errorlog != "-") {
+    int fd = ::open(settings.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) raw_error_fd = fd;
+  }
 }
 
 void reopen_logs() { setup_logging(current); }
 
 spdlog::logger* access_log() noexcept { return access.get(); }
+
+int error_log_fd() noexcept { return raw_error_fd; }
 
 }  // namespace qilin::sys

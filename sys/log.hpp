@@ -21,5 +21,8 @@ void setup_logging(const LogSettings& settings);
 void reopen_logs();
 // nullptr when the access log is off: callers skip formatting the line.
 spdlog::logger* access_log() noexcept;
+// A descriptor appending to the error log, for the one place that cannot use
+// spdlog: a signal handler in a stuck worker (write(2) is async-signal-safe).
+int error_log_fd() noexcept;
 
 }  // namespace qilin::sys

@@ -36,8 +36,10 @@ bool unix_socket_is_stale(const sockaddr_un& address) {
 
 }  // namespace
 
-Listener listen_tcp(Family family, const std::string& host, uint16_t port, int backlog,
-                    const std::string& name) {
+namespace {
+
+Listener listen_tcp_with(Family family, const std::string& host, uint16_t port, int backlog,
+                         const std::string& name, bool reuse_port) {
   sockaddr_storage storage{};
   socklen_t length = 0;
   if (family == Family::Tcp6) {
@@ -61,6 +63,8 @@ Listener listen_tcp(Family family, const std::string& host, uint16_t port, int b
   // A restarted server must not wait out TIME_WAIT of its previous life.
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
     throw SysError("setsockopt", errno);
+  if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    throw SysError("setsockopt", errno);
   if (family == Family::Tcp6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0)
     throw SysError("setsockopt", errno);
@@ -69,8 +73,51 @@ Listener listen_tcp(Family family, const std::string& host, uint16_t port, int b
     throw SysError("setsockopt", errno);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0)
     throw SysError("bind", errno);
+  // A reservation never listens: a listening socket in a SO_REUSEPORT group
+  // gets its share of connections, and the master accepts none.
+  if (reuse_port) return Listener{std::move(fd), name, {}, true};
   listen_or_throw(fd, backlog);
   return Listener{std::move(fd), name, {}};
+}
+
+}  // namespace
+
+Listener listen_tcp(Family family, const std::string& host, uint16_t port, int backlog,
+                    const std::string& name, bool reuse_port) {
+  return listen_tcp_with(family, host, port, backlog, name, reuse_port);
+}
+
+Listener listen_beside(const Listener& reservation, int backlog) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(reservation.fd.get(), reinterpret_cast<sockaddr*>(&storage), &length) != 0)
+    throw SysError("getsockname", errno);
+  Family family = storage.ss_family == AF_INET6 ? Family::Tcp6 : Family::Tcp4;
+  Listener own = listen_tcp_with(family, peer_name(storage, length), local_port(reservation.fd.get()),
+                                 backlog, reservation.name, true);
+  listen_or_throw(own.fd, backlog);
+  own.per_worker = false;
+  return own;
+}
+
+Listener adopt_listener(int fd) {
+  int listening = 0;
+  socklen_t size = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0) throw SysError("getsockopt", errno);
+  if (!listening) throw SysError("listen", EINVAL);
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) throw SysError("getsockname", errno);
+  set_nonblocking(fd);
+  set_cloexec(fd, true);
+  std::string name;
+  if (storage.ss_family == AF_UNIX)
+    name = "unix:" + std::string(reinterpret_cast<sockaddr_un*>(&storage)->sun_path);
+  else if (storage.ss_family == AF_INET6)
+    name = "[" + peer_name(storage, length) + "]:" + std::to_string(local_port(fd));
+  else
+    name = peer_name(storage, length) + ":" + std::to_string(local_port(fd));
+  return Listener{Fd(fd), name, {}};
 }
 
 Listener listen_unix(const std::string& path, int backlog, const std::string& name) {

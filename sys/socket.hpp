@@ -18,16 +18,30 @@ struct Listener {
   Fd fd;
   std::string name;       // as configured: "127.0.0.1:8000", "unix:/run/qilin.sock"
   std::string unix_path;  // for unix sockets: the file to remove at shutdown
+  // reuse_port: this socket only reserves the address (bound, not listening);
+  // each worker listens on a socket of its own there (listen_beside).
+  bool per_worker = false;
 };
 
 enum class Family { Tcp4, Tcp6, Unix };
 
-// Binds and listens. Throws SysError naming the failed call. A unix socket
+// Binds and listens (with `reuse_port`: binds with SO_REUSEPORT and does not
+// listen, see Listener::per_worker). Throws SysError naming the failed call. A unix socket
 // file left by a dead server is removed first; one a live server still
 // answers on is an error (EADDRINUSE).
 Listener listen_tcp(Family family, const std::string& host, uint16_t port, int backlog,
-                    const std::string& name);
+                    const std::string& name, bool reuse_port = false);
 Listener listen_unix(const std::string& path, int backlog, const std::string& name);
+
+// Takes over a listening socket this process inherited (a binary upgrade's
+// QILIN_LISTEN_FDS, systemd's LISTEN_FDS). Throws SysError when `fd` is not
+// a listening stream socket. The socket file of an adopted unix listener
+// belongs to whoever created it: unix_path stays empty, so we never unlink it.
+Listener adopt_listener(int fd);
+
+// A listening SO_REUSEPORT socket at the address `reservation` holds: each
+// worker's own, so the kernel balances connections between the workers.
+Listener listen_beside(const Listener& reservation, int backlog);
 
 // The port actually bound (useful with port 0 in tests), or 0 for unix sockets.
 uint16_t local_port(int fd);

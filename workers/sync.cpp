@@ -79,7 +79,7 @@ class SyncWorker final : public Worker {
 
     while (!session.wants_close()) {
       if (auto request = session.next_request()) {
-        answer(session, std::move(*request), peer);
+        answer(client.get(), session, std::move(*request), peer);
         if (!send_all(client.get(), session, deadline)) return;
         continue;
       }
@@ -108,12 +108,15 @@ class SyncWorker final : public Worker {
   }
 
   // The app runs to its end inside this call: every await blocks.
-  void answer(http::Session& session, http::Request request, const std::string& peer) {
+  // If it overruns `timeout`, the master's ABRT answers 500 (see serving()).
+  void answer(int client, http::Session& session, http::Request request, const std::string& peer) {
+    serving(client, request, peer);
     app::run_request(app_, std::move(request), context_,
                      [&](http::Request& done, http::Response&& response) {
                        request_done(done, response, peer);
                        session.respond(done.id, std::move(response));
                      });
+    served();
   }
 
   app::BlockingContext context_;

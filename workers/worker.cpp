@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <ctime>
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/date.hpp"
+#include "http/message.hpp"
 #include "sys/error.hpp"
 #include "sys/log.hpp"
 
@@ -47,11 +49,25 @@ void on_usr1(int) noexcept {
   poke_wakeup();
 }
 
+// What the worker is doing, kept for a timeout: written per request by the
+// blocking workers, read by on_abort.
+char busy_note[320];
+size_t busy_note_length = 0;
+int busy_client_fd = -1;
+
 // The master sends ABRT to a worker that missed its heartbeat for `timeout`
 // seconds: the worker is stuck, so nothing but async-signal-safe calls here.
 void on_abort(int) noexcept {
-  static constexpr char message[] = "worker timeout: aborting (the app held the worker longer than timeout)\n";
-  [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
+  static constexpr char idle_note[] = "WORKER TIMEOUT: aborting (the loop stopped turning)\n";
+  [[maybe_unused]] ssize_t ignored;
+  if (busy_note_length > 0)
+    ignored = ::write(sys::error_log_fd(), busy_note, busy_note_length);
+  else
+    ignored = ::write(sys::error_log_fd(), idle_note, sizeof idle_note - 1);
+  if (busy_client_fd >= 0) {
+    auto answer = http::worker_timeout_response();
+    ignored = ::write(busy_client_fd, answer.data(), answer.size());
+  }
   ::_exit(1);
 }
 
@@ -166,6 +182,20 @@ int64_t Worker::graceful_ms_left() const noexcept {
   int64_t since = max_reached_ ? max_reached_ms_.load() : stop_requested_ms.load();
   if (since == 0) return INT64_MAX;
   return since + int64_t{config_.graceful_timeout} * 1000 - master::monotonic_ms();
+}
+
+void Worker::serving(int client_fd, const http::Request& request, std::string_view peer) noexcept {
+  auto written = fmt::format_to_n(busy_note, sizeof busy_note - 1,
+                                  "[{}] [CRITICAL] WORKER TIMEOUT: aborting while serving \"{} {}\" from {}\n",
+                                  ::getpid(), request.method, std::string_view(request.target).substr(0, 200), peer);
+  busy_note_length = std::min(written.size, sizeof busy_note - 1);
+  busy_note[busy_note_length - 1] = '\n';
+  busy_client_fd = client_fd;
+}
+
+void Worker::served() noexcept {
+  busy_note_length = 0;
+  busy_client_fd = -1;
 }
 
 void Worker::connection_accepted() noexcept { slot_.connections.fetch_add(1, std::memory_order_relaxed); }

@@ -78,6 +78,11 @@ class Worker {
   bool request_done(const http::Request& request, const http::Response& response, std::string_view peer);
   // Once per accepted connection.
   void connection_accepted() noexcept;
+  // Blocking single-connection workers (sync) around each app call: if the
+  // call overruns `timeout`, the master's ABRT logs this request and answers
+  // the client 500 before the worker dies.
+  void serving(int client_fd, const http::Request& request, std::string_view peer) noexcept;
+  void served() noexcept;
 
   const config::Config& config_;
   std::span<const sys::Listener> listeners_;

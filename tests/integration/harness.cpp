@@ -114,13 +114,15 @@ Server::Server(std::vector<std::string> args, int workers) {
 }
 
 Server::~Server() {
-  if (reaped_) return;
-  ::kill(pid_, SIGTERM);
-  if (!wait_exit(10s)) {
-    ::kill(-pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
+  if (!reaped_) {
+    ::kill(pid_, SIGTERM);
+    if (!wait_exit(10s)) {
+      ::kill(-pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
   }
-  // Workers that outlived their master would be a bug; never leave them.
+  // Anything left in the group (workers that outlived their master would be
+  // a bug; an upgraded master is not): never leave a process behind.
   ::kill(-pid_, SIGKILL);
 }
 
@@ -143,7 +145,6 @@ std::optional<ExitStatus> Server::wait_exit(std::chrono::milliseconds limit) {
   bool done = eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
   if (!done) return std::nullopt;
   reaped_ = true;
-  ::kill(-pid_, SIGKILL);
   return ExitStatus{WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status)};
 }
 

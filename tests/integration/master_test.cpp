@@ -178,3 +178,93 @@ TEST(Master, StuckWorkerIsKilledAfterTimeout) {
 
 }  // namespace
 }  // namespace qilin::testing
+
+namespace qilin::testing {
+namespace {
+
+pid_t read_pid(const std::string& path) {
+  std::string text = read_file(path);
+  return text.empty() ? 0 : static_cast<pid_t>(std::stoi(text));
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+TEST(Upgrade, Usr2StartsANewMasterThatTakesOverThePidfile) {
+  TempDir dir;
+  const std::string pidfile = dir.file("qilin.pid");
+  Server server({"-p", pidfile, "-w", "1", "hello"});
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] {
+    upgraded = read_pid(pidfile + ".2");
+    return upgraded != 0 && upgraded != server.pid();
+  })) << server.log();
+  // Both masters serve the same sockets; the new one's workers boot too.
+  ASSERT_TRUE(eventually([&] { return server.log().find("Upgraded from master") != std::string::npos; }));
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+
+  server.signal(SIGTERM);  // the operator retires the old master
+  auto status = server.wait_exit(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->code, 0);
+  ASSERT_TRUE(eventually([&] { return read_pid(pidfile) == upgraded; })) << server.log();
+  EXPECT_TRUE(read_file(pidfile + ".2").empty());
+  for (int i = 0; i < 5; ++i) {
+    auto after = get(server.port(), "/");
+    ASSERT_TRUE(after) << "request " << i << " after the old master left";
+    EXPECT_EQ(after->status, 200);
+  }
+  ::kill(upgraded, SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
+  EXPECT_TRUE(read_file(pidfile).empty());
+}
+
+TEST(Upgrade, TermToTheNewMasterRollsBack) {
+  TempDir dir;
+  const std::string pidfile = dir.file("qilin.pid");
+  Server server({"-p", pidfile, "-w", "1", "hello"});
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; })) << server.log();
+  ::kill(upgraded, SIGTERM);
+  ASSERT_TRUE(eventually([&] { return server.log().find("upgrade rolled back") != std::string::npos; }))
+      << server.log();
+  EXPECT_EQ(read_pid(pidfile), server.pid());
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST(Master, CrashLoopBacksOff) {
+  Server server({"-w", "1", "hello"});
+  for (int crash = 0; crash < 3; ++crash) {
+    std::vector<pid_t> pids;
+    ASSERT_TRUE(eventually([&] { return (pids = server.worker_pids()).size() == 1; }, 5s)) << server.log();
+    ::kill(pids[0], SIGKILL);
+    ASSERT_TRUE(eventually([&] { return !process_alive(pids[0]) || server.worker_pids() != pids; }));
+  }
+  ASSERT_TRUE(eventually([&] { return server.log().find("crashed soon after starting") != std::string::npos; }))
+      << server.log();
+  ASSERT_TRUE(eventually([&] { return server.worker_pids().size() == 1; }, 5s)) << server.log();
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST(Master, ReusePortGivesEachWorkerItsOwnSocket) {
+  Server server({"--reuse-port", "-w", "2", "hello"}, 2);
+  size_t own_sockets = 0;
+  std::string log = server.log();
+  for (size_t at = 0; (at = log.find("with SO_REUSEPORT", at)) != std::string::npos; ++at) ++own_sockets;
+  EXPECT_EQ(own_sockets, 2u) << log;
+  for (int i = 0; i < 10; ++i) {
+    auto response = get(server.port(), "/");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+  }
+}
+
+}  // namespace
+}  // namespace qilin::testing

@@ -477,7 +477,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.pidfile, "123");
   EXPECT_THAT(copy.forwarded_allow_ips, IsEmpty());
   EXPECT_EQ(to_yaml(copy), to_yaml(original));
-  EXPECT_EQ(copy.origin.size(), 22u);
+  EXPECT_EQ(copy.origin.size(), 24u);
 }
 
 TEST(ToYaml, DefaultsRoundTrip) {
@@ -737,6 +737,35 @@ TEST_F(Build, HandWrittenOverrides) {
   cli.overrides = {"wrokers=2"};
   EXPECT_THAT(error_of([&] { build(cli, known_classes); }),
               HasSubstr("unknown key 'wrokers' (did you mean 'workers'?)"));
+}
+
+}  // namespace
+}  // namespace qilin::config
+
+namespace qilin::config {
+namespace {
+
+TEST(Switches, ReusePortAndStatusBind) {
+  Config config;
+  apply_yaml(config, "reuse_port: true\nstatus_bind: 127.0.0.1:9191\n", "s.yaml");
+  EXPECT_TRUE(config.reuse_port);
+  EXPECT_EQ(config.status_bind, "127.0.0.1:9191");
+  Config wrong;
+  EXPECT_THROW(apply_yaml(wrong, "reuse_port: maybe\n", "s.yaml"), ConfigError);
+  const std::string_view classes[] = {"sync"};
+  Config clash;
+  clash.status_bind = clash.bind.front();
+  EXPECT_THROW(validate(clash, classes), ConfigError);
+
+  const char* argv[] = {"qilin", "--reuse-port", "--status-bind", "127.0.0.1:9292"};
+  auto cli = parse_command_line(4, argv);
+  ASSERT_TRUE(cli);
+  Config built = build(*cli, classes);
+  EXPECT_TRUE(built.reuse_port);
+  EXPECT_EQ(built.status_bind, "127.0.0.1:9292");
+  Config round;
+  apply_yaml(round, to_yaml(built), "round.yaml");
+  EXPECT_TRUE(round.reuse_port);
 }
 
 }  // namespace
