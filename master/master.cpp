@@ -366,7 +366,14 @@ void Master::spawn_worker() {
     return;
   }
   spdlog::default_logger()->flush();
+  // Signals stay blocked across fork: in the child they wait for the
+  // worker's own handlers (Worker::boot unblocks them) rather than reaching
+  // the master's handler it inherited.
+  sigset_t all, previous;
+  sigfillset(&all);
+  ::sigprocmask(SIG_BLOCK, &all, &previous);
   pid_t pid = ::fork();
+  if (pid != 0) ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {
     spdlog::error("{}", sys::describe("fork", errno));
     Scoreboard::release(*slot);

@@ -1,6 +1,9 @@
 #include "sys/log.hpp"
 
 #include <fcntl.h>
+
+#include <atomic>
+#include <utility>
 #include <unistd.h>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -12,7 +15,11 @@ namespace qilin::sys {
 namespace {
 
 LogSettings current;
-std::shared_ptr<spdlog::logger> access;
+// Other threads (the threaded worker's pool) may be inside a call on the old
+// loggers while USR1 replaces them: publish the access logger atomically and
+// keep the previous loggers alive until the next reopen.
+std::shared_ptr<spdlog::logger> access, previous_access, previous_error;
+std::atomic<spdlog::logger*> access_raw{nullptr};
 int raw_error_fd = STDERR_FILENO;
 
 spdlog::level::level_enum level_from_name(const std::string& name) {
@@ -48,8 +55,10 @@ void setup_logging(const LogSettings& settings) {
     // a write(2) per request would cost more than the request.
     access_logger->flush_on(spdlog::level::off);
   }
+  previous_error = spdlog::default_logger();
   spdlog::set_default_logger(error_log);
-  access = std::move(access_logger);
+  previous_access = std::exchange(access, std::move(access_logger));
+  access_raw.store(access.get(), std::memory_order_release);
   current = settings;
   if (raw_error_fd != STDERR_FILENO) ::close(raw_error_fd);
   raw_error_fd = STDERR_FILENO;
@@ -61,7 +70,7 @@ void setup_logging(const LogSettings& settings) {
 
 void reopen_logs() { setup_logging(current); }
 
-spdlog::logger* access_log() noexcept { return access.get(); }
+spdlog::logger* access_log() noexcept { return access_raw.load(std::memory_order_acquire); }
 
 int error_log_fd() noexcept { return raw_error_fd; }
 

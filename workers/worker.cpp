@@ -134,6 +134,12 @@ void Worker::boot() {
   ::signal(SIGHUP, SIG_IGN);    // the master reloads; workers are replaced, not reloaded
   ::signal(SIGWINCH, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);   // a peer gone mid-write is EPIPE, sorted where the write is made
+  // The master forked us with every signal blocked, so a TERM sent while we
+  // were still the master's copy waits for the handlers above instead of
+  // being lost in the master's self-pipe.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
   if (config_.max_requests > 0) {
     // gunicorn: max_requests + randint(0, jitter), so workers started together

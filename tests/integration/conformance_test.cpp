@@ -225,7 +225,7 @@ TEST_P(Conformance, AppAnswersBadInputItself) {
   EXPECT_EQ(missing->status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync"),
+INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync", "threaded", "epoll"),
                          [](const auto& test) { return test.param; });
 
 }  // namespace

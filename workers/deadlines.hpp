@@ -1,0 +1,94 @@
+// Deadlines for the event-loop workers (epoll, io_uring): keep-alive idle
+// time, request-read time, and the app's sleeps. One min-heap per loop.
+//
+// Connection deadlines are lazy. A connection keeps its own current deadline
+// and the heap holds at most a few stale entries for it: when an entry fires,
+// the loop compares it with the connection's deadline and either acts or
+// re-arms. So a request that pushes a keep-alive deadline further costs a
+// store, not a heap operation; the heap sees a connection about once per
+// deadline period. Entries carry a generation so a slot reused by a new
+// connection never inherits the old one's timer.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <queue>
+#include <vector>
+
+#include "app/context.hpp"
+
+namespace qilin::workers {
+
+class DeadlineQueue {
+ public:
+  // A connection slot and its generation, as the loop numbers them.
+  struct ConnectionRef {
+    uint32_t slot;
+    uint32_t generation;
+  };
+
+  void add_sleeper(int64_t deadline_ms, std::coroutine_handle<> waiter) {
+    heap_.push({deadline_ms, sequence_++, waiter, {}});
+  }
+  void add_connection(int64_t deadline_ms, ConnectionRef connection) {
+    heap_.push({deadline_ms, sequence_++, {}, connection});
+  }
+
+  // How long the loop may sleep: until the earliest deadline, at most `cap_ms`
+  // (the heartbeat), never negative.
+  int timeout_ms(int64_t now_ms, int cap_ms) const {
+    if (heap_.empty()) return cap_ms;
+    int64_t wait = heap_.top().deadline_ms - now_ms;
+    return wait <= 0 ? 0 : static_cast<int>(wait < cap_ms ? wait : cap_ms);
+  }
+  int64_t earliest_ms() const { return heap_.empty() ? INT64_MAX : heap_.top().deadline_ms; }
+
+  // Resumes every sleeper due by `now_ms` and calls on_connection(ref) for
+  // every connection entry due; the loop decides whether that entry is stale.
+  template <class OnConnection>
+  void expire(int64_t now_ms, OnConnection&& on_connection) {
+    while (!heap_.empty() && heap_.top().deadline_ms <= now_ms) {
+      Entry due = heap_.top();
+      heap_.pop();
+      if (due.waiter)
+        due.waiter.resume();  // may add entries: the loop re-reads top()
+      else
+        on_connection(due.connection);
+    }
+  }
+
+  size_t size() const { return heap_.size(); }
+
+ private:
+  struct Entry {
+    int64_t deadline_ms;
+    uint64_t sequence;  // equal deadlines fire in the order they were set
+    std::coroutine_handle<> waiter;
+    ConnectionRef connection;
+    bool operator>(const Entry& other) const {
+      return deadline_ms != other.deadline_ms ? deadline_ms > other.deadline_ms : sequence > other.sequence;
+    }
+  };
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+  uint64_t sequence_ = 0;
+};
+
+// The Context of the event-loop workers: an awaited sleep suspends the
+// handler and the loop resumes it from its DeadlineQueue, on the loop thread,
+// while other connections are served meanwhile.
+class LoopContext final : public app::Context {
+ public:
+  LoopContext(DeadlineQueue& deadlines, const int64_t& now_ms) : deadlines_(deadlines), now_ms_(now_ms) {}
+
+ protected:
+  bool suspend_for(std::chrono::milliseconds duration, std::coroutine_handle<> waiter) override {
+    deadlines_.add_sleeper(now_ms_ + duration.count(), waiter);
+    return true;
+  }
+
+ private:
+  DeadlineQueue& deadlines_;
+  const int64_t& now_ms_;  // the loop's clock, read once per turn
+};
+
+}  // namespace qilin::workers
