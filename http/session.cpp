@@ -143,19 +143,24 @@ struct Session::State {
   explicit State(const Limits& l) : limits(l) {
     llhttp_init(&parser, HTTP_REQUEST, &settings());
     parser.data = this;
-    ring.resize(4);
+    for (int i = 0; i < 4; ++i) ring.push_back(std::make_unique<Slot>());
     iov.reserve(16);
   }
 
   // ---- the slot ring: ids are contiguous, front is the oldest unwritten ----
-  Slot& at(size_t i) noexcept { return ring[(ring_head + i) & (ring.size() - 1)]; }
-  const Slot& at(size_t i) const noexcept { return ring[(ring_head + i) & (ring.size() - 1)]; }
+  Slot& at(size_t i) noexcept { return *ring[(ring_head + i) & (ring.size() - 1)]; }
+  const Slot& at(size_t i) const noexcept { return *ring[(ring_head + i) & (ring.size() - 1)]; }
   Slot& back() noexcept { return at(count - 1); }
 
   Slot& push_back() {
     if (count == ring.size()) {
-      std::vector<Slot> grown(ring.size() * 2);
-      for (size_t i = 0; i < count; ++i) grown[i] = std::move(at(i));
+      // Slots never move: an asynchronous send may still be reading a body
+      // kept inside one (a short string lives in the object itself).
+      std::vector<std::unique_ptr<Slot>> grown;
+      grown.reserve(ring.size() * 2);
+      for (size_t i = 0; i < count; ++i)
+        grown.push_back(std::move(ring[(ring_head + i) & (ring.size() - 1)]));
+      while (grown.size() < ring.size() * 2) grown.push_back(std::make_unique<Slot>());
       ring = std::move(grown);
       ring_head = 0;
     }
@@ -624,7 +629,7 @@ struct Session::State {
   Limits limits;
   llhttp_t parser;
 
-  std::vector<Slot> ring;  // size is a power of two
+  std::vector<std::unique_ptr<Slot>> ring;  // size is a power of two; slots at stable addresses
   size_t ring_head = 0;
   size_t count = 0;
   uint64_t next_id = 0;

@@ -72,11 +72,14 @@ class Session {
   // until it starts the session stays idle(), so the keep-alive deadline ends it.
   void refuse_keep_alive() noexcept;
 
-  // Memory bytes ready to write now, in order, up to the next file region;
-  // valid until the next non-const call. A streamed body is pulled here, at
+  // Memory bytes ready to write now, in order, up to the next file region.
+  // A streamed body is pulled here, at
   // most ~64 KiB ahead of written(); if the stream throws, the body ends where
   // it stands (no last chunk, so the client sees it truncated) and the
   // connection closes after it.
+  // The bytes the iovecs point at stay put until written() consumes them,
+  // whatever feed() or respond() do meanwhile, so an asynchronous send may
+  // hold them; the iovec array itself is rebuilt by the next output() call.
   std::span<const iovec> output();
   // When output() is empty and a file region is next: that region.
   std::optional<FileChunk> file_output() const noexcept;

@@ -9,6 +9,7 @@ namespace qilin::workers {
 std::unique_ptr<Worker> make_sync_worker(const WorkerSetup&);
 std::unique_ptr<Worker> make_threaded_worker(const WorkerSetup&);
 std::unique_ptr<Worker> make_epoll_worker(const WorkerSetup&);
+std::unique_ptr<Worker> make_io_uring_worker(const WorkerSetup&);
 
 namespace {
 
@@ -16,6 +17,7 @@ constexpr WorkerClass kClasses[] = {
     {"sync", "blocking IO, one connection at a time (UNP 6.1)", make_sync_worker},
     {"threaded", "a thread pool doing blocking IO, idle connections in epoll (UNP 30)", make_threaded_worker},
     {"epoll", "one non-blocking event loop per process (UNP 6.3)", make_epoll_worker},
+    {"io_uring", "completion-based asynchronous IO on one ring per process (UNP 6.5)", make_io_uring_worker},
 };
 
 }  // namespace

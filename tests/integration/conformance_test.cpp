@@ -225,7 +225,7 @@ TEST_P(Conformance, AppAnswersBadInputItself) {
   EXPECT_EQ(missing->status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync", "threaded", "epoll"),
+INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync", "threaded", "epoll", "io_uring"),
                          [](const auto& test) { return test.param; });
 
 }  // namespace

@@ -1186,3 +1186,35 @@ TEST(ResponseWriter, ReasonPhrases) {
 
 }  // namespace
 }  // namespace qilin::http
+
+namespace qilin::http {
+namespace {
+
+// An asynchronous send (io_uring) holds output()'s bytes while the worker
+// keeps feeding: growing the slot ring must not move a short body kept
+// inside its slot.
+TEST(SessionStability, OutputBytesSurviveRingGrowth) {
+  refresh_date(784111777);
+  Limits limits;
+  Session s(limits);
+  s.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto first = s.next_request();
+  ASSERT_TRUE(first);
+  s.respond(first->id, Response(200, "tiny"));
+  auto iov = s.output();
+  ASSERT_FALSE(iov.empty());
+  std::vector<std::string> before;
+  std::vector<const void*> where;
+  for (const iovec& v : iov) {
+    before.emplace_back(static_cast<const char*>(v.iov_base), v.iov_len);
+    where.push_back(v.iov_base);
+  }
+  std::string many;
+  for (int i = 0; i < 40; ++i) many += "GET /more HTTP/1.1\r\nHost: x\r\n\r\n";
+  s.feed(many);  // 40 more slots: the ring grows several times
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(std::string_view(static_cast<const char*>(where[i]), before[i].size()), before[i]);
+}
+
+}  // namespace
+}  // namespace qilin::http
