@@ -10,7 +10,10 @@ packages=(
   node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev liburing-dev
   libcli11-dev nlohmann-json3-dev libsystemd-dev
   # tests and benchmarks: a real client, a reverse proxy, the load generator
-  curl nginx-light wrk procps util-linux iproute2
+  curl nginx-light wrk procps util-linux iproute2 systemd
+  # promtool, which checks /metrics (status_test); the status page's browser
+  # test also runs when chromium is installed (not here: ~400 MB)
+  prometheus
 )
 
 missing=()
