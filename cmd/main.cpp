@@ -1,4 +1,5 @@
 // qilin: parse the command line, load the configuration, hand over to the master.
+// `qilin status [ADDR]` is a client of a running server instead (cmd/status.cpp).
 //
 // Exit codes: 0 clean stop (or --help, --version, --check-config); 1 cannot
 // listen or open logs; 2 bad command line or configuration; 3 a worker failed
@@ -7,8 +8,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "app/app.hpp"
+#include "cmd/status.hpp"
 #include "config/config.hpp"
 #include "master/master.hpp"
 #include "sys/log.hpp"
@@ -36,6 +39,7 @@ void check_app_name(const config::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "status") return cmd::status_main(argc, argv);
   std::optional<config::CommandLine> command_line;
   config::Config config;
   try {
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "qilin: cannot open log: {}\n", error.what());
     return 1;
   }
-  master::Master master(std::move(*command_line), std::move(config), std::vector<std::string>(argv, argv + argc));
+  master::Master master(std::move(*command_line), std::move(config),
+                        std::vector<std::string>(argv, argv + argc));
   return master.run();
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "master/status_server.hpp"
 #include "sys/error.hpp"
 #include "sys/log.hpp"
 #include "workers/worker.hpp"
@@ -70,6 +72,26 @@ bool abnormal(int status) {
   return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 }
 
+// Binds one configured address (bind or status_bind); throws naming it.
+sys::Listener open_listener(const config::BindAddress& address, const std::string& spec,
+                            int backlog, bool reuse_port) {
+  try {
+    switch (address.kind) {
+      case config::BindAddress::Kind::Unix:
+        return sys::listen_unix(address.path, backlog, spec);
+      case config::BindAddress::Kind::Tcp6:
+        return sys::listen_tcp(sys::Family::Tcp6, address.host, address.port, backlog, spec,
+                               reuse_port);
+      case config::BindAddress::Kind::Tcp4:
+        return sys::listen_tcp(sys::Family::Tcp4, address.host, address.port, backlog, spec,
+                               reuse_port);
+    }
+  } catch (const sys::SysError& error) {
+    throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
+  }
+  throw std::runtime_error(fmt::format("{}: unknown address kind", spec));
+}
+
 std::string self_executable() {
   std::error_code error;
   auto path = std::filesystem::read_symlink("/proc/self/exe", error);
@@ -96,9 +118,11 @@ Master::~Master() {
 
 int Master::run() {
   spdlog::info("Starting qilin {}", QILIN_VERSION);
+  scoreboard_.header().master_pid = ::getpid();
   raise_file_limit();
   try {
     acquire_listeners();
+    bind_status_listener();
   } catch (const std::exception& error) {
     spdlog::critical("cannot listen: {}", error.what());
     return 1;
@@ -116,6 +140,7 @@ int Master::run() {
     reap_workers();
     murder_workers();
     manage_workers();
+    manage_status();
     watch_upgrade();
     notify_systemd_when_ready();
   }
@@ -130,7 +155,8 @@ void Master::raise_file_limit() {
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == files.rlim_max) return;
   files.rlim_cur = files.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("{}", sys::describe("setrlimit", errno));
+  if (::setrlimit(RLIMIT_NOFILE, &files) != 0)
+    spdlog::warn("{}", sys::describe("setrlimit", errno));
 }
 
 // Sockets handed over by an upgrading master or by systemd come first; only
@@ -165,24 +191,7 @@ void Master::bind_listeners() {
   for (const auto& spec : config_.bind) {
     auto address = config::parse_bind(spec);
     if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
-    sys::Listener listener;
-    try {
-      switch (address->kind) {
-        case config::BindAddress::Kind::Unix:
-          listener = sys::listen_unix(address->path, config_.backlog, spec);
-          break;
-        case config::BindAddress::Kind::Tcp6:
-          listener = sys::listen_tcp(sys::Family::Tcp6, address->host, address->port,
-                                     config_.backlog, spec, config_.reuse_port);
-          break;
-        case config::BindAddress::Kind::Tcp4:
-          listener = sys::listen_tcp(sys::Family::Tcp4, address->host, address->port,
-                                     config_.backlog, spec, config_.reuse_port);
-          break;
-      }
-    } catch (const sys::SysError& error) {
-      throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
-    }
+    sys::Listener listener = open_listener(*address, spec, config_.backlog, config_.reuse_port);
     const auto port = sys::local_port(listener.fd.get());
     switch (address->kind) {
       case config::BindAddress::Kind::Unix:
@@ -206,13 +215,38 @@ void Master::bind_listeners() {
   listeners_ = std::move(bound);
 }
 
+// The status listener. During a binary upgrade the old master still holds
+// the address: the new one binds it when the old one exits (watch_upgrade).
+void Master::bind_status_listener() {
+  if (config_.status_bind.empty()) return;
+  auto address = config::parse_bind(config_.status_bind);
+  if (!address)
+    throw config::ConfigError(
+        fmt::format("key 'status_bind': cannot parse '{}'", config_.status_bind));
+  try {
+    status_listener_ = open_listener(*address, config_.status_bind, 64, false);
+  } catch (const std::exception& error) {
+    if (upgrading_from_ == 0) throw;
+    spdlog::warn("status listener: {} (bound once the old master exits)", error.what());
+    return;
+  }
+  if (address->kind == config::BindAddress::Kind::Unix)
+    spdlog::info("Status at: unix:{} ({})", address->path, ::getpid());
+  else
+    spdlog::info("Status at: http://{}:{} ({})",
+                 address->kind == config::BindAddress::Kind::Tcp6
+                     ? fmt::format("[{}]", address->host)
+                     : address->host,
+                 sys::local_port(status_listener_.fd.get()), ::getpid());
+}
+
 void Master::install_signal_handlers() {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) throw sys::SysError("pipe2", errno);
   signal_pipe_read_.reset(pipe_fds[0]);
   signal_pipe_write_.reset(pipe_fds[1]);
   signal_queue_fd = pipe_fds[1];
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = queue_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
@@ -235,16 +269,26 @@ void Master::wait_for_signal(int timeout_ms) {
 
 void Master::dispatch(int signal) {
   switch (signal) {
-    case SIGCHLD: return handle_chld();
-    case SIGHUP: return handle_hup();
-    case SIGTERM: return handle_term();
-    case SIGINT: return handle_int();
-    case SIGQUIT: return handle_quit();
-    case SIGTTIN: return handle_ttin();
-    case SIGTTOU: return handle_ttou();
-    case SIGUSR1: return handle_usr1();
-    case SIGUSR2: return handle_usr2();
-    default: spdlog::warn("ignoring unexpected signal {}", signal);
+    case SIGCHLD:
+      return handle_chld();
+    case SIGHUP:
+      return handle_hup();
+    case SIGTERM:
+      return handle_term();
+    case SIGINT:
+      return handle_int();
+    case SIGQUIT:
+      return handle_quit();
+    case SIGTTIN:
+      return handle_ttin();
+    case SIGTTOU:
+      return handle_ttou();
+    case SIGUSR1:
+      return handle_usr1();
+    case SIGUSR2:
+      return handle_usr2();
+    default:
+      spdlog::warn("ignoring unexpected signal {}", signal);
   }
 }
 
@@ -286,6 +330,16 @@ void Master::handle_hup() {
   }
   if (config_.worker_class != previous.worker_class)
     spdlog::info("Switching worker class: {} -> {}", previous.worker_class, config_.worker_class);
+  if (config_.status_bind != previous.status_bind && !upgrading_from_) {
+    stop_status();
+    if (!status_listener_.unix_path.empty()) ::unlink(status_listener_.unix_path.c_str());
+    status_listener_ = {};
+    try {
+      bind_status_listener();
+    } catch (const std::exception& error) {
+      spdlog::error("status listener off: cannot listen: {}", error.what());
+    }
+  }
   target_workers_ = config_.workers;
   ++generation_;
   next_spawn_ms_ = 0;
@@ -323,8 +377,9 @@ void Master::handle_usr2() {
     return;
   }
   if (upgrading_from_ != 0) {
-    spdlog::warn("USR2 ignored: this master is itself an upgrade; stop the old master (pid: {}) first",
-                 upgrading_from_);
+    spdlog::warn(
+        "USR2 ignored: this master is itself an upgrade; stop the old master (pid: {}) first",
+        upgrading_from_);
     return;
   }
   if (executable_.empty()) {
@@ -360,7 +415,7 @@ void Master::handle_usr2() {
 }
 
 void Master::spawn_worker() {
-  ScoreboardSlot* slot = scoreboard_.claim();
+  ScoreboardSlot* slot = scoreboard_.claim(config_.worker_class);
   if (!slot) {
     spdlog::error("no free scoreboard slot: not spawning a worker");
     return;
@@ -376,7 +431,7 @@ void Master::spawn_worker() {
   if (pid != 0) ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {
     spdlog::error("{}", sys::describe("fork", errno));
-    Scoreboard::release(*slot);
+    scoreboard_.release(*slot);
     return;
   }
   if (pid == 0) {
@@ -384,6 +439,7 @@ void Master::spawn_worker() {
     // never return into the master's stack.
     signal_pipe_read_.reset();
     signal_pipe_write_.reset();
+    status_listener_.fd.reset();
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
     slot->pid = ::getpid();
     int code = workers::kExitBootError;
@@ -400,8 +456,8 @@ void Master::spawn_worker() {
     ::_exit(code);
   }
   slot->pid = pid;
-  workers_.emplace(pid,
-                   WorkerProcess{.slot = slot, .generation = generation_, .spawned_ms = monotonic_ms()});
+  workers_.emplace(
+      pid, WorkerProcess{.slot = slot, .generation = generation_, .spawned_ms = monotonic_ms()});
 }
 
 std::vector<sys::Listener> Master::worker_listeners() const {
@@ -424,9 +480,15 @@ void Master::reap_workers() {
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
     if (pid == new_master_pid_) {
-      spdlog::warn("the upgraded master (pid: {}) {}: upgrade rolled back, serving on",
-                   pid, describe_exit(status));
+      spdlog::warn("the upgraded master (pid: {}) {}: upgrade rolled back, serving on", pid,
+                   describe_exit(status));
       new_master_pid_ = 0;
+      continue;
+    }
+    if (pid == status_pid_) {
+      spdlog::warn("Status process (pid: {}) {}: respawning it", pid, describe_exit(status));
+      status_pid_ = 0;
+      next_status_spawn_ms_ = monotonic_ms() + 1000;
       continue;
     }
     auto found = workers_.find(pid);
@@ -436,9 +498,10 @@ void Master::reap_workers() {
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (never_booted && (code == workers::kExitBootError || code == workers::kExitAppLoadError) &&
         !exit_code_) {
-      Scoreboard::release(*worker.slot);
+      scoreboard_.release(*worker.slot);
       workers_.erase(found);
-      halt(code, code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
+      halt(code,
+           code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
       return;
     }
     if (worker.retiring || !abnormal(status)) {
@@ -450,14 +513,27 @@ void Master::reap_workers() {
       const int64_t now = monotonic_ms();
       quick_crashes_ = now - worker.spawned_ms < kQuickCrashMs ? quick_crashes_ + 1 : 0;
       if (quick_crashes_ >= 2) {
-        const int64_t backoff = std::min<int64_t>(kMaxBackoffMs, 100LL << std::min(quick_crashes_ - 2, 10));
+        const int64_t backoff =
+            std::min<int64_t>(kMaxBackoffMs, 100LL << std::min(quick_crashes_ - 2, 10));
         next_spawn_ms_ = now + backoff;
-        spdlog::warn("{} workers crashed soon after starting: next spawn in {} ms", quick_crashes_, backoff);
+        spdlog::warn("{} workers crashed soon after starting: next spawn in {} ms", quick_crashes_,
+                     backoff);
       }
     }
-    Scoreboard::release(*worker.slot);
+    if (auto reason = restart_reason(worker, status)) scoreboard_.record_restart(pid, *reason);
+    scoreboard_.release(*worker.slot);
     workers_.erase(found);
   }
+}
+
+// Why a reaped worker is being replaced; nullopt when it is not (TTOU, a stop).
+std::optional<RestartReason> Master::restart_reason(const WorkerProcess& worker, int status) const {
+  if (stopping_) return std::nullopt;
+  if (worker.retiring) return worker.reloaded ? std::optional(RestartReason::Reload) : std::nullopt;
+  if (worker.abort_sent_ms != 0) return RestartReason::Timeout;
+  if (abnormal(status)) return RestartReason::Crash;
+  // A worker leaves on its own, cleanly, only after max_requests.
+  return RestartReason::MaxRequests;
 }
 
 // A worker whose heartbeat is older than `timeout` is stuck (in sync: a
@@ -479,6 +555,7 @@ void Master::murder_workers() {
 
 void Master::manage_workers() {
   if (exit_code_) return;
+  scoreboard_.header().target_workers = target_workers_;
   std::vector<pid_t> current, older;
   int current_ready = 0;
   for (auto& [pid, worker] : workers_) {
@@ -505,7 +582,55 @@ void Master::manage_workers() {
     retire(current[static_cast<size_t>(i)], workers_.at(current[static_cast<size_t>(i)]));
   // After a reload: the old generation goes once the new one can serve.
   if (!older.empty() && current_ready >= target_workers_)
-    for (pid_t pid : older) retire(pid, workers_.at(pid));
+    for (pid_t pid : older) {
+      workers_.at(pid).reloaded = true;
+      retire(pid, workers_.at(pid));
+    }
+}
+
+void Master::spawn_status() {
+  spdlog::default_logger()->flush();
+  const pid_t master = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    spdlog::error("{}", sys::describe("fork", errno));
+    return;
+  }
+  if (pid == 0) {
+    // The child holds no client socket: only the status listener.
+    signal_pipe_read_.reset();
+    signal_pipe_write_.reset();
+    listeners_.clear();
+    for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
+    for (int signal : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::signal(signal, SIG_IGN);
+    ::prctl(PR_SET_NAME, "qilin-status");
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    spdlog::info("Status process started (pid: {})", ::getpid());
+    int code = 1;
+    try {
+      code = run_status_server(status_listener_.fd.get(), scoreboard_, master);
+    } catch (const std::exception& error) {
+      spdlog::error("status process: {}", error.what());
+    }
+    spdlog::default_logger()->flush();
+    ::_exit(code);
+  }
+  status_pid_ = pid;
+}
+
+void Master::manage_status() {
+  if (exit_code_ || status_pid_ != 0 || !status_listener_.fd ||
+      monotonic_ms() < next_status_spawn_ms_)
+    return;
+  spawn_status();
+}
+
+// TERM keeps its default action in the status process: it dies at once.
+void Master::stop_status() {
+  if (status_pid_ == 0) return;
+  ::kill(status_pid_, SIGTERM);
+  ::waitpid(status_pid_, nullptr, 0);
+  status_pid_ = 0;
 }
 
 void Master::retire(pid_t pid, WorkerProcess& worker) {
@@ -524,6 +649,13 @@ void Master::watch_upgrade() {
   spdlog::info("the old master (pid: {}) exited: this master takes over", upgrading_from_);
   const std::string old_path = pidfile_path();
   upgrading_from_ = 0;
+  if (!config_.status_bind.empty() && !status_listener_.fd) {
+    try {
+      bind_status_listener();
+    } catch (const std::exception& error) {
+      spdlog::error("status listener off: cannot listen: {}", error.what());
+    }
+  }
   if (!config_.pidfile.empty() && ::rename(old_path.c_str(), pidfile_path().c_str()) != 0)
     write_pidfile();
   sd_notify(0, fmt::format("MAINPID={}", ::getpid()).c_str());
@@ -533,25 +665,37 @@ void Master::notify_systemd_when_ready() {
   if (told_systemd_ready_) return;
   int ready = 0;
   for (const auto& [pid, worker] : workers_)
-    if (!worker.retiring && worker.generation == generation_ && worker.slot->state.load() == WorkerState::Ready)
+    if (!worker.retiring && worker.generation == generation_ &&
+        worker.slot->state.load() == WorkerState::Ready)
       ++ready;
   if (ready < target_workers_) return;
   told_systemd_ready_ = true;
-  sd_notify(0, fmt::format("READY=1\nSTATUS={} {} workers serving", ready, config_.worker_class).c_str());
+  sd_notify(
+      0, fmt::format("READY=1\nSTATUS={} {} workers serving", ready, config_.worker_class).c_str());
 }
 
 // TERM: workers finish what they accepted, KILL after graceful_timeout.
 // INT/QUIT: workers drop everything at once.
 void Master::stop(bool graceful) {
   spdlog::info("Handling signal: {}", graceful ? "term" : "int/quit");
-  sd_notify(0, "STOPPING=1");
+  // Under systemd the main process leaving means the service stopped, so an
+  // old master retiring after an upgrade names its successor first.
+  if (new_master_pid_ != 0 && ::kill(new_master_pid_, 0) == 0)
+    sd_notify(0, fmt::format("MAINPID={}", new_master_pid_).c_str());
+  else
+    sd_notify(0, "STOPPING=1");
+  stopping_ = true;
+  stop_status();
   // Unix socket files go first, so no new client finds them; the workers keep
   // their inherited descriptors open while they drain. Not when the files
   // are shared with another master (an upgrade) or belong to systemd.
-  if (owns_socket_files())
+  if (owns_socket_files()) {
     for (const auto& listener : listeners_)
       if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+    if (!status_listener_.unix_path.empty()) ::unlink(status_listener_.unix_path.c_str());
+  }
   listeners_.clear();
+  status_listener_ = {};
   kill_workers(graceful ? SIGTERM : SIGQUIT);
   const int64_t deadline = monotonic_ms() + int64_t{config_.graceful_timeout} * 1000;
   while (!workers_.empty() && monotonic_ms() < deadline) {
@@ -570,7 +714,7 @@ void Master::stop(bool graceful) {
       pid_t pid = ::waitpid(-1, &status, 0);
       if (pid < 0) break;
       if (auto found = workers_.find(pid); found != workers_.end()) {
-        Scoreboard::release(*found->second.slot);
+        scoreboard_.release(*found->second.slot);
         workers_.erase(found);
       }
     }

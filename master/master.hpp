@@ -12,6 +12,11 @@
 // its own workers beside the old ones and writes PIDFILE.2; when the old
 // master exits (TERM), the new one notices it was re-parented and takes the
 // pidfile over. TERM to the new master instead rolls the upgrade back.
+//
+// status_bind: the master binds the status listener and forks a status
+// process to serve it (status_server.hpp), respawned if it dies, stopped first
+// on TERM. It reads the scoreboard, where reap_workers records every restart
+// with its reason (crash, timeout, max_requests, reload).
 #pragma once
 
 #include <sys/types.h>
@@ -45,11 +50,13 @@ class Master {
     int64_t spawned_ms;
     int64_t abort_sent_ms = 0;  // heartbeat timeout: ABRT sent, KILL a second later
     bool retiring = false;      // sent TERM by a reload or TTOU
+    bool reloaded = false;      // ... by a reload: its exit is a restart
   };
 
   void raise_file_limit();
   void acquire_listeners();
   void bind_listeners();
+  void bind_status_listener();
   void install_signal_handlers();
   void wait_for_signal(int timeout_ms);
   void dispatch(int signal);
@@ -68,6 +75,10 @@ class Master {
   void reap_workers();
   void murder_workers();
   void manage_workers();
+  std::optional<RestartReason> restart_reason(const WorkerProcess& worker, int status) const;
+  void spawn_status();
+  void manage_status();
+  void stop_status();
   void retire(pid_t pid, WorkerProcess& worker);
   void kill_workers(int signal);
   void stop(bool graceful);
@@ -94,6 +105,7 @@ class Master {
   uint64_t generation_ = 0;
   int target_workers_;
   std::optional<int> exit_code_;  // set: leave the loop with this code
+  bool stopping_ = false;         // stop() began: exits are not restarts
   std::string reason_;
   sys::Fd signal_pipe_read_;
   sys::Fd signal_pipe_write_;
@@ -102,8 +114,12 @@ class Master {
   int quick_crashes_ = 0;
   int64_t next_spawn_ms_ = 0;
 
-  pid_t new_master_pid_ = 0;    // the upgraded master this one started (USR2)
-  pid_t upgrading_from_ = 0;    // the master that started this one, until it exits
+  sys::Listener status_listener_;  // bound when status_bind is set
+  pid_t status_pid_ = 0;
+  int64_t next_status_spawn_ms_ = 0;
+
+  pid_t new_master_pid_ = 0;  // the upgraded master this one started (USR2)
+  pid_t upgrading_from_ = 0;  // the master that started this one, until it exits
   bool told_systemd_ready_ = false;
 };
 

@@ -13,7 +13,7 @@
 
 namespace qilin::workers {
 
-bool send_all(int fd, http::Session& session, int64_t deadline_ms) {
+bool send_all(int fd, http::Session& session, int64_t deadline_ms, master::IoCounters* io) {
   while (session.pending_output() > 0) {
     ssize_t sent;
     auto memory = session.output();
@@ -22,9 +22,11 @@ bool send_all(int fd, http::Session& session, int64_t deadline_ms) {
       message.msg_iov = const_cast<iovec*>(memory.data());
       message.msg_iovlen = memory.size();
       sent = ::sendmsg(fd, &message, MSG_NOSIGNAL);
+      if (io) io->write();
     } else if (auto file = session.file_output()) {
       off_t offset = file->offset;
       sent = ::sendfile(fd, file->fd, &offset, file->length);
+      if (io) io->sendfile();
       if (sent == 0) {  // the file shrank under us: the promised length cannot be kept
         spdlog::warn("static file shorter than announced; closing the connection");
         return false;
@@ -50,8 +52,10 @@ bool send_all(int fd, http::Session& session, int64_t deadline_ms) {
   return true;
 }
 
-ReadOutcome receive(int fd, char* buffer, size_t capacity, size_t& received) {
+ReadOutcome receive(int fd, char* buffer, size_t capacity, size_t& received,
+                    master::IoCounters* io) {
   ssize_t n = ::recv(fd, buffer, capacity, 0);
+  if (io) io->read(n);
   if (n > 0) {
     received = static_cast<size_t>(n);
     return ReadOutcome::Data;
@@ -67,21 +71,27 @@ ReadOutcome receive(int fd, char* buffer, size_t capacity, size_t& received) {
   return ReadOutcome::Failed;
 }
 
-void close_lingering(sys::Fd connection) {
+void close_lingering(sys::Fd connection, master::IoCounters* io) {
   char scratch[4096];
   ssize_t unread = ::recv(connection.get(), scratch, sizeof scratch, MSG_DONTWAIT);
+  if (io) io->read(unread);
   if (unread <= 0) return;  // nothing unread: a plain close sends FIN, not RST
   ::shutdown(connection.get(), SHUT_WR);
-  set_io_timeout(connection.get(), 200);
+  if (io) io->syscall();
+  set_io_timeout(connection.get(), 200, io);
   const int64_t give_up = master::monotonic_ms() + 1000;
-  while (master::monotonic_ms() < give_up && ::recv(connection.get(), scratch, sizeof scratch, 0) > 0) {
+  while (master::monotonic_ms() < give_up) {
+    ssize_t drained = ::recv(connection.get(), scratch, sizeof scratch, 0);
+    if (io) io->read(drained);
+    if (drained <= 0) break;
   }
 }
 
-void set_io_timeout(int fd, int milliseconds) {
+void set_io_timeout(int fd, int milliseconds, master::IoCounters* io) {
   timeval limit{.tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  if (io) io->syscall(2);
 }
 
 }  // namespace qilin::workers

@@ -109,6 +109,7 @@ class EpollWorker final : public Worker {
       const bool pending = !ready_.empty() || !dirty_.empty();
       int ready = ::epoll_wait(epoll_.get(), events_, kMaxEvents,
                                pending ? 0 : deadlines_.timeout_ms(now_, kHeartbeatMs));
+      io().wait(ready);
       if (ready < 0 && errno != EINTR) {
         spdlog::error("{}", sys::describe("epoll_wait", errno));
         return;
@@ -155,6 +156,7 @@ class EpollWorker final : public Worker {
       socklen_t length = sizeof peer;
       int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &length,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+      io().accept();
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // drained, or a sibling won
@@ -189,6 +191,7 @@ class EpollWorker final : public Worker {
     epoll_event event{};
     event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     event.data.u64 = tag(slot, c.generation);
+    io().syscall();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &event) != 0) {
       spdlog::error("{}", sys::describe("epoll_ctl", errno));
       if (!reuse) free_.push_back(slot);
@@ -216,6 +219,7 @@ class EpollWorker final : public Worker {
     for (int reads = 0; c.can_read && (c.lingering || session.wants_input()); ++reads) {
       if (reads == kReadsPerTurn) return enqueue(ready_, &Connection::queued_read, c);
       const ssize_t n = ::recv(c.fd.get(), buffer_, sizeof buffer_, 0);
+      io().read(n);
       if (n > 0 && c.lingering) continue;  // unread input after our FIN: discarded
       if (n > 0) {
         // A short read emptied the socket. Under edge triggering any byte
@@ -248,18 +252,19 @@ class EpollWorker final : public Worker {
       // Runs the handler now; `done` runs now too, or later from the deadline
       // heap if the handler suspended. The connection may be gone by then.
       app::run_request(app_, std::move(*request), context_,
-                       [this, ref](http::Request& done, http::Response&& response) {
-                         on_response(ref, done, std::move(response));
+                       [this, ref, started = master::monotonic_ns()](http::Request& done,
+                                                                     http::Response&& response) {
+                         on_response(ref, done, std::move(response), started);
                        });
     }
   }
 
-  void on_response(Ref ref, http::Request& request, http::Response&& response) {
+  void on_response(Ref ref, http::Request& request, http::Response&& response, int64_t started_ns) {
     Connection* c = find(ref);
     if (!c) return;  // the peer left (or timed out) while the app worked: nobody to answer
     // max_requests reached: this response already says close; run() stops
     // the others at the top of the next turn (alive() is false).
-    if (!request_done(request, response, c->peer)) c->session->refuse_keep_alive();
+    if (!request_done(request, response, c->peer, started_ns)) c->session->refuse_keep_alive();
     c->session->respond(request.id, std::move(response));
     enqueue(dirty_, &Connection::dirty, *c);
   }
@@ -287,10 +292,12 @@ class EpollWorker final : public Worker {
         message.msg_iov = const_cast<iovec*>(memory.data());
         message.msg_iovlen = memory.size();
         sent = ::sendmsg(c.fd.get(), &message, MSG_NOSIGNAL);
+        io().write();
       } else if (auto file = session.file_output()) {
         call = "sendfile";
         off_t offset = file->offset;
         sent = ::sendfile(c.fd.get(), file->fd, &offset, file->length);
+        io().sendfile();
         if (sent == 0) {  // the file shrank under us: the promised length cannot be kept
           spdlog::warn("static file shorter than announced; closing the connection");
           return close(c);

@@ -142,6 +142,7 @@ class IoUringWorker final : public Worker {
         handle(*cqe);
       }
       io_uring_cq_advance(&ring_, count);
+      io().submit_and_wait(waited > 0 ? static_cast<unsigned>(waited) : 0, count);
       if (recycled_ != 0) io_uring_buf_ring_advance(buffer_ring_, std::exchange(recycled_, 0));
     }
   }
@@ -150,10 +151,18 @@ class IoUringWorker final : public Worker {
     const auto op = static_cast<Op>(cqe.user_data >> 56);
     const Ref ref{static_cast<uint32_t>(cqe.user_data),
                   static_cast<uint32_t>(cqe.user_data >> 32) & kGenerationMask};
-    if (op == Op::kAccept) return handle_accept(acceptors_[ref.slot], cqe);
-    if (op == Op::kRecv) return handle_recv(ref, cqe);
-    if (op == Op::kSend || op == Op::kSpliceIn || op == Op::kSpliceOut)
+    if (op == Op::kAccept) {
+      io().completed(master::ConnOp::Accept, cqe.res);
+      return handle_accept(acceptors_[ref.slot], cqe);
+    }
+    if (op == Op::kRecv) {
+      io().completed(master::ConnOp::Read, cqe.res);
+      return handle_recv(ref, cqe);
+    }
+    if (op == Op::kSend || op == Op::kSpliceIn || op == Op::kSpliceOut) {
+      io().completed(op == Op::kSend ? master::ConnOp::Write : master::ConnOp::Sendfile, cqe.res);
       return handle_sent(op, ref, cqe);
+    }
     if (op != Op::kWakeup) return;  // cancels, closes, liburing's own timeout
     handle_wakeup();
     if (!(cqe.flags & IORING_CQE_F_MORE)) add_wakeup();
@@ -294,10 +303,11 @@ class IoUringWorker final : public Worker {
   // ---- start or resume the app ----
   void start(Ref ref, http::Request request) {
     // Now, or later from the deadline heap; the client may have left meanwhile.
-    auto answer = [this, ref](http::Request& done, http::Response&& response) {
+    auto answer = [this, ref, started = master::monotonic_ns()](http::Request& done,
+                                                                http::Response&& response) {
       Connection* c = find(ref);
       if (c == nullptr || c->closing) return;
-      if (!request_done(done, response, c->peer)) c->session.refuse_keep_alive();
+      if (!request_done(done, response, c->peer, started)) c->session.refuse_keep_alive();
       c->session.respond(done.id, std::move(response));
       touch(*c, ref);
     };

@@ -17,8 +17,11 @@
 //     close()                        always Connection: close, as in gunicorn
 //
 // Syscalls per request: poll, accept4, setsockopt ×2, recv, sendmsg, recv
-// (lingering check), close. A slow app or a slow client holds the whole process;
-// that is the lesson of /block and /sleep under this class.
+// (lingering check), close: 8, each counted in io() where it is made (the
+// blocking_io helpers count theirs). One request per wake-up, less when the
+// poll of an idle sibling wakes for the same connection (the thundering herd).
+// A slow app or a slow client holds the whole process; that is the lesson of
+// /block and /sleep under this class.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -49,6 +52,7 @@ class SyncWorker final : public Worker {
     while (alive()) {
       notify();
       int ready = ::poll(watched.data(), watched.size(), 1000);
+      io().wait(ready);
       if (ready < 0 && errno != EINTR) throw sys::SysError("poll", errno);
       if (watched[0].revents & POLLIN) handle_wakeup();
       for (size_t i = 1; i < watched.size() && alive(); ++i)
@@ -60,35 +64,43 @@ class SyncWorker final : public Worker {
     sockaddr_storage peer{};
     socklen_t peer_length = sizeof peer;
     sys::Fd client(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
+    io().accept();
     if (!client) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) spdlog::error("{}", sys::describe("accept4", errno));
       return;
     }
     connection_accepted();
     serve(std::move(client), sys::peer_name(peer, peer_length));
+    io().syscall();  // serve() closed the connection
   }
 
   void serve(sys::Fd client, const std::string& peer) {
     // Blocking calls wait at most a second each, so the heartbeat stays fresh
     // while a slow client is served; the request as a whole gets
     // request_timeout_seconds.
-    set_io_timeout(client.get(), 1000);
+    set_io_timeout(client.get(), 1000, &io());
     const int64_t deadline = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
     http::Session session(limits_);
     session.refuse_keep_alive();
+    master::ConnTracker state(io(), master::ConnState::Reading);
 
     while (!session.wants_close()) {
       if (auto request = session.next_request()) {
+        state.set(master::ConnState::App);
         answer(client.get(), session, std::move(*request), peer);
-        if (!send_all(client.get(), session, deadline)) return;
+        state.set(master::ConnState::Writing);
+        if (!send_all(client.get(), session, deadline, &io())) return;
+        state.set(master::ConnState::Reading);
         continue;
       }
       if (session.pending_output() > 0) {  // an error response, or 100 Continue
-        if (!send_all(client.get(), session, deadline)) return;
+        state.set(master::ConnState::Writing);
+        if (!send_all(client.get(), session, deadline, &io())) return;
+        state.set(master::ConnState::Reading);
         continue;
       }
       size_t received = 0;
-      switch (receive(client.get(), buffer_, sizeof buffer_, received)) {
+      switch (receive(client.get(), buffer_, sizeof buffer_, received, &io())) {
         case ReadOutcome::Data:
           session.feed({buffer_, received});
           break;
@@ -104,16 +116,17 @@ class SyncWorker final : public Worker {
           return;
       }
     }
-    close_lingering(std::move(client));
+    close_lingering(std::move(client), &io());
   }
 
   // The app runs to its end inside this call: every await blocks.
   // If it overruns `timeout`, the master's ABRT answers 500 (see serving()).
   void answer(int client, http::Session& session, http::Request request, const std::string& peer) {
+    const int64_t started_ns = master::monotonic_ns();
     serving(client, request, peer);
     app::run_request(app_, std::move(request), context_,
                      [&](http::Request& done, http::Response&& response) {
-                       request_done(done, response, peer);
+                       request_done(done, response, peer, started_ns);
                        session.respond(done.id, std::move(response));
                      });
     served();

@@ -80,6 +80,7 @@ class ThreadedWorker final : public Worker {
       notify();
       int ready =
           ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout_ms());
+      io().wait(ready);
       if (ready < 0 && errno != EINTR) {
         spdlog::error("{}", sys::describe("epoll_wait", errno));
         break;
@@ -127,13 +128,14 @@ class ThreadedWorker final : public Worker {
       // reports readiness, which works the same on a blocking socket.
       sys::Fd client(
           ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
+      io().accept();
       if (!client) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
           spdlog::error("{}", sys::describe("accept4", errno));
         return;  // EAGAIN: drained, or a sibling worker won the race
       }
       connection_accepted();
-      set_io_timeout(client.get(), kHeartbeatMs);
+      set_io_timeout(client.get(), kHeartbeatMs, &io());
       Connection& c =
           fresh_.emplace_back(std::move(client), limits_, sys::peer_name(peer, peer_length));
       c.self = std::prev(fresh_.end());
@@ -141,6 +143,7 @@ class ThreadedWorker final : public Worker {
       next_deadline_ms_ = std::min(next_deadline_ms_, c.deadline_ms);
       if (config_.keepalive <= 0) c.session.refuse_keep_alive();
       epoll_event armed{.events = EPOLLIN | EPOLLONESHOT, .data = {.ptr = &c}};
+      io().syscall();
       if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &armed) != 0) {
         spdlog::error("{}", sys::describe("epoll_ctl", errno));
         fresh_.pop_back();
@@ -198,7 +201,7 @@ class ThreadedWorker final : public Worker {
       if (c.session.pending_output() > 0) {  // responses, an error, or 100 Continue
         const int64_t deadline =
             master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
-        if (!send_all(c.fd.get(), c.session, deadline)) return close(c, false);
+        if (!send_all(c.fd.get(), c.session, deadline, &io())) return close(c, false);
         continue;
       }
       if (c.session.wants_close()) return close(c, true);
@@ -208,7 +211,7 @@ class ThreadedWorker final : public Worker {
       const int64_t now = master::monotonic_ms();
       if (!c.session.reading_request()) request_started = now;  // the next byte starts a request
       size_t received = 0;
-      switch (receive(c.fd.get(), buffer, kRecvBuffer, received)) {
+      switch (receive(c.fd.get(), buffer, kRecvBuffer, received, &io())) {
         case ReadOutcome::Data:
           c.session.feed({buffer, received});
           break;
@@ -233,9 +236,10 @@ class ThreadedWorker final : public Worker {
   // The app runs to its end inside this call: every await blocks this thread.
   void answer(Connection& c, http::Request request) {
     http::refresh_date(std::time(nullptr));  // thread_local cache: each pool thread keeps its own
+    const int64_t started = master::monotonic_ns();
     app::run_request(app_, std::move(request), context_,
                      [&](http::Request& done, http::Response&& response) {
-                       if (!request_done(done, response, c.peer))
+                       if (!request_done(done, response, c.peer, started))
                          poke_main();  // max_requests: the main thread drains
                        if (refuse_keep_alive_now()) c.session.refuse_keep_alive();
                        c.session.respond(done.id, std::move(response));
@@ -265,6 +269,7 @@ class ThreadedWorker final : public Worker {
     // cannot close this fd between our re-arm and the splice.
     c.deadline_ms = master::monotonic_ms() + int64_t{config_.keepalive} * 1000;
     epoll_event armed{.events = EPOLLIN | EPOLLONESHOT, .data = {.ptr = &c}};
+    io().syscall();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &armed) != 0) {
       spdlog::error("{}", sys::describe("epoll_ctl", errno));
       lock.unlock();

@@ -1,18 +1,21 @@
 #include "workers/worker.hpp"
 
+#include <fcntl.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <ctime>
 #include <random>
-
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <string_view>
 
 #include "http/date.hpp"
 #include "http/message.hpp"
@@ -92,6 +95,29 @@ std::string_view access_log_time(std::time_t now) {
   return text;
 }
 
+// Reads a small /proc file from its start into `buffer`; empty on failure.
+std::string_view read_proc(int fd, char* buffer, size_t capacity) noexcept {
+  if (fd < 0) return {};
+  ssize_t n = ::pread(fd, buffer, capacity, 0);
+  return n > 0 ? std::string_view(buffer, static_cast<size_t>(n)) : std::string_view();
+}
+
+// The `index`th space-separated field of `text` (0-based), as a number.
+uint64_t number_field(std::string_view text, size_t index) noexcept {
+  for (size_t i = 0; i < index; ++i) {
+    size_t space = text.find(' ');
+    if (space == std::string_view::npos) return 0;
+    text.remove_prefix(space + 1);
+  }
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+uint64_t microseconds(const timeval& time) noexcept {
+  return static_cast<uint64_t>(time.tv_sec) * 1'000'000 + static_cast<uint64_t>(time.tv_usec);
+}
+
 }  // namespace
 
 Worker::Worker(const WorkerSetup& setup)
@@ -148,6 +174,9 @@ void Worker::boot() {
     std::uniform_int_distribution<int> jitter(0, config_.max_requests_jitter);
     max_requests_ = static_cast<uint64_t>(config_.max_requests + jitter(random));
   }
+  // For the scoreboard's process figures; a /proc that cannot be read leaves them at 0.
+  proc_stat_.reset(::open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
+  proc_statm_.reset(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
   app_ = app::load_app(config_.app, {.static_dir = config_.static_dir});
   boot_io();
   notify();
@@ -162,12 +191,36 @@ void Worker::notify() {
   // Once a second: what is not worth a syscall per loop turn.
   last_second_ms_ = now;
   if (auto* access = sys::access_log()) access->flush();
+  sample_process();
   // A worker whose master died is an orphan no one supervises (gunicorn
   // checks the same): stop as if told to.
   if (::getppid() != master_pid_ && !stop_requested.exchange(true)) {
     stop_requested_ms = now;
     spdlog::warn("master (pid: {}) is gone: stopping", master_pid_);
   }
+}
+
+void Worker::sample_process() noexcept {
+  auto& process = slot_.process;
+  constexpr auto relaxed = std::memory_order_relaxed;
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+    process.voluntary_switches.store(static_cast<uint64_t>(usage.ru_nvcsw), relaxed);
+    process.involuntary_switches.store(static_cast<uint64_t>(usage.ru_nivcsw), relaxed);
+    process.user_cpu_us.store(microseconds(usage.ru_utime), relaxed);
+    process.system_cpu_us.store(microseconds(usage.ru_stime), relaxed);
+  }
+  char buffer[1024];
+  // proc(5): "pid (comm) state ..."; comm may hold spaces and parentheses, so
+  // count from the last ')': field 3 (state) is the first after it, field 20
+  // (num_threads) the eighteenth.
+  std::string_view stat = read_proc(proc_stat_.get(), buffer, sizeof buffer);
+  if (size_t paren = stat.rfind(')'); paren != std::string_view::npos && paren + 2 < stat.size())
+    process.threads.store(number_field(stat.substr(paren + 2), 17), relaxed);
+  // statm: "size resident shared ..." in pages.
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  std::string_view statm = read_proc(proc_statm_.get(), buffer, sizeof buffer);
+  if (!statm.empty()) process.rss_bytes.store(number_field(statm, 1) * page, relaxed);
 }
 
 bool Worker::alive() const noexcept { return !stop_requested.load(std::memory_order_relaxed) && !max_reached_; }
@@ -206,8 +259,13 @@ void Worker::served() noexcept {
 
 void Worker::connection_accepted() noexcept { slot_.connections.fetch_add(1, std::memory_order_relaxed); }
 
-bool Worker::request_done(const http::Request& request, const http::Response& response, std::string_view peer) {
-  slot_.requests.fetch_add(1, std::memory_order_relaxed);
+bool Worker::request_done(const http::Request& request, const http::Response& response,
+                          std::string_view peer, int64_t started_ns) {
+  master::bump(slot_.requests);
+  master::bump(slot_.body_bytes_out, response.body.size() + response.file_length);
+  if (started_ns > 0)
+    slot_.latency.record(
+        static_cast<uint64_t>(std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000));
   if (auto* access = sys::access_log()) {
     auto header_or_dash = [&](std::string_view name) { return request.header(name).value_or("-"); };
     size_t length = response.body.size() + response.file_length;

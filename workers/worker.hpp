@@ -73,11 +73,20 @@ class Worker {
   int64_t graceful_ms_left() const noexcept;
 
   // Once per answered request, before Session::respond(): access log and
-  // counters. Returns false when this was the worker's last request
+  // counters (requests, response body bytes, and, given `started_ns`, the
+  // latency histogram). `started_ns` is master::monotonic_ns() read when
+  // Session::next_request() handed the request out; 0 leaves the request out
+  // of the histogram. Returns false when this was the worker's last request
   // (max_requests): the worker should refuse keep-alive from now on.
-  bool request_done(const http::Request& request, const http::Response& response, std::string_view peer);
+  bool request_done(const http::Request& request, const http::Response& response,
+                    std::string_view peer, int64_t started_ns = 0);
   // Once per accepted connection.
   void connection_accepted() noexcept;
+  // The IO-model counters of this worker's scoreboard slot: one call per
+  // syscall where it is made, e.g. `io().read(n)` after recv(), and a
+  // master::ConnTracker per connection for the open-connection gauges. The
+  // table of calls is in master/scoreboard.hpp (IoCounters). Any thread.
+  master::IoCounters& io() noexcept { return slot_.io; }
   // Blocking single-connection workers (sync) around each app call: if the
   // call overruns `timeout`, the master's ABRT logs this request and answers
   // the client 500 before the worker dies.
@@ -92,7 +101,11 @@ class Worker {
 
  private:
   void boot();
+  // Once a second from notify(): CPU, context switches, threads, RSS.
+  void sample_process() noexcept;
   sys::Fd wakeup_;
+  sys::Fd proc_stat_;  // /proc/self/stat and statm, opened at boot, re-read with pread
+  sys::Fd proc_statm_;
   pid_t master_pid_;  // constructed in the child: getppid() is the master
   int64_t last_second_ms_ = 0;
   // Atomics: the threaded worker answers requests on several threads.

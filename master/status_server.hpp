@@ -1,0 +1,25 @@
+// The status process: a child of the master, not a worker (no scoreboard
+// slot, not counted in `workers`), respawned by the master when it dies. It
+// serves GET /metrics, /status.json and / on the status listener the master
+// bound, from the scoreboard mapping it inherited across fork; the master
+// itself never touches a client socket.
+//
+// IO model: one poll loop over the listener and a few connections,
+// non-blocking, keep-alive, through the same http::Session as the workers.
+// Low traffic by design; 64 connections at most (the longest idle one makes
+// room for a new one), idle ones closed after 10 s.
+// TERM keeps its default action (there is nothing to finish); the loop also
+// ends when the master is gone.
+#pragma once
+
+#include <sys/types.h>
+
+#include "master/scoreboard.hpp"
+
+namespace qilin::master {
+
+// Runs in the status process until the master `master_pid` is gone; returns
+// the exit code. `listener` is non-blocking.
+int run_status_server(int listener, const Scoreboard& scoreboard, pid_t master_pid);
+
+}  // namespace qilin::master
