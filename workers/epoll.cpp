@@ -399,10 +399,12 @@ class EpollWorker final : public Worker {
     for (Connection& c : connections_) {
       if (!c.open || c.lingering) continue;
       c.session->refuse_keep_alive();
-      if (c.session->idle())
-        close(c);
-      else
+      if (c.session->idle()) {  // see kIdleGraceOnStopMs
+        c.deadline_ms = std::min(c.deadline_ms, now_ + kIdleGraceOnStopMs);
+        schedule(c);
+      } else {
         enqueue(dirty_, &Connection::dirty, c);
+      }
     }
   }
 

@@ -282,7 +282,7 @@ class IoUringWorker final : public Worker {
     }
     if (!c.sending) add_send(c, ref);
     serving_ = nullptr;
-    if (c.broken || (!c.sending && stopping_ && c.session.idle())) return close(c, ref);
+    if (c.broken) return close(c, ref);
     if (!c.sending && c.session.wants_close()) return linger(c, ref);
     steer_recv(c, ref);
     set_deadline(c, ref, started);
@@ -450,6 +450,7 @@ class IoUringWorker final : public Worker {
       c.deadline_ms =
           now_ms_ +
           (c.served && config_.keepalive > 0 ? int64_t{config_.keepalive} * 1000 : request_ms);
+      if (stopping_) c.deadline_ms = std::min(c.deadline_ms, now_ms_ + kIdleGraceOnStopMs);
     } else {
       c.deadline_ms = 0;
     }

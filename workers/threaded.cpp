@@ -356,19 +356,23 @@ class ThreadedWorker final : public Worker {
   }
 
   // ---- stopping ----
-  // TERM or max_requests: stop accepting and close idle connections; queued
-  // and busy ones are answered (with Connection: close) and then close.
+  // TERM or max_requests: stop accepting; queued and busy connections are
+  // answered (with Connection: close) and then close; idle ones get a grace.
   void drain() {
     if (accepting_) set_listening(false);
     main_waiting_ = true;
-    std::list<Connection> idle;
-    idle.splice(idle.end(), fresh_);
+    if (draining_) return;
+    // Connections waiting for a request keep a short grace to send it (see
+    // kIdleGraceOnStopMs); every response now says Connection: close, and
+    // expire() closes those that stay idle. min() keeps both lists sorted.
+    const int64_t grace = master::monotonic_ms() + kIdleGraceOnStopMs;
+    for (auto& c : fresh_) c.deadline_ms = std::min(c.deadline_ms, grace);
     {
       std::lock_guard lock(mutex_);
       draining_ = true;  // from now on a pool thread closes instead of parking
-      idle.splice(idle.end(), parked_);
+      for (auto& c : parked_) c.deadline_ms = std::min(c.deadline_ms, grace);
     }
-    open_ -= idle.size();
+    next_deadline_ms_ = std::min(next_deadline_ms_, grace);
   }
 
   // Normally every connection is closed and the threads just leave. After

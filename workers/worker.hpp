@@ -26,6 +26,13 @@
 
 namespace qilin::workers {
 
+// On a graceful stop an idle keep-alive connection is not closed at once:
+// its client may have a request on the wire already, and would see a reset
+// (wrk counts it as an error) for a request it rightly sent. Keep-alive is
+// refused instead, so the next request is answered with Connection: close,
+// and a connection that stays idle this long is closed.
+inline constexpr int64_t kIdleGraceOnStopMs = 1000;
+
 // gunicorn's exit codes, which the master reads to stop instead of respawning.
 inline constexpr int kExitBootError = 3;
 inline constexpr int kExitAppLoadError = 4;
