@@ -32,6 +32,11 @@ struct Request {
   std::vector<Header> headers;
   std::string body;  // complete and de-chunked before the app sees the request
   bool keep_alive = true;  // what the client asked for (RFC 9112 §9.3)
+  // The client as the app should see it: the peer address, or, when the peer
+  // is a trusted proxy (forwarded_allow_ips), X-Forwarded-For's first address
+  // and X-Forwarded-Proto's scheme. See Session::set_peer.
+  std::string client;
+  std::string scheme = "http";
 
   std::string_view path() const noexcept;   // target up to '?'
   std::string_view query() const noexcept;  // after '?', or empty

@@ -348,10 +348,39 @@ struct Session::State {
     return 0;
   }
 
+  // What a trusted proxy says about the client. False: its scheme headers
+  // contradict each other (a misconfigured proxy chain, or a forgery).
+  bool apply_forwarded(Request& r) const {
+    r.client = peer;  // every field is set: a slot's Request is reused after a move
+    r.scheme = "http";
+    if (!trusted_proxy) return true;
+    std::string_view scheme;
+    auto claim = [&](std::string_view said) {
+      if (!scheme.empty() && !iequals(scheme, said)) return false;
+      scheme = said;
+      return true;
+    };
+    for (const Header& h : r.headers) {
+      if (iequals(h.name, "x-forwarded-for")) {
+        r.client.assign(trim(std::string_view(h.value).substr(0, h.value.find(','))));
+      } else if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-scheme")) {
+        if (!claim(trim(h.value))) return false;
+      } else if (iequals(h.name, "x-forwarded-ssl")) {
+        if (!claim(iequals(trim(h.value), "on") ? "https" : "http")) return false;
+      }
+    }
+    if (iequals(scheme, "https")) {
+      r.scheme = "https";
+      return true;
+    }
+    return scheme.empty() || iequals(scheme, "http");
+  }
+
   int on_headers_complete() {
     in_trailers = true;
     Slot& s = back();
     Request& r = s.request;
+    if (!apply_forwarded(r)) return fail(400);
     bool chunked = (parser.flags & F_CHUNKED) != 0;
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
     if ((parser.flags & F_TRANSFER_ENCODING) != 0 && r.version_minor == 0) return fail(400);
@@ -650,6 +679,8 @@ struct Session::State {
   bool in_field = false;
   bool in_trailers = false;
   unsigned host_count = 0;
+  std::string peer;
+  bool trusted_proxy = false;
   bool other_coding = false;
   Expect expect = Expect::kNone;
   bool continue_wanted = false;
@@ -682,6 +713,11 @@ void Session::feed(std::string_view bytes) {
     return;
   }
   s.maybe_continue();
+}
+
+void Session::set_peer(std::string_view peer, bool trusted_proxy) {
+  state_->peer.assign(peer);
+  state_->trusted_proxy = trusted_proxy;
 }
 
 void Session::feed_eof() {

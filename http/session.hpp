@@ -42,6 +42,13 @@ class Session {
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
 
+  // The connection's peer ("127.0.0.1", "unix") and whether it is a proxy
+  // whose X-Forwarded-For / X-Forwarded-Proto are to be believed (gunicorn's
+  // forwarded_allow_ips; the worker decides, the session applies the headers).
+  // Scheme headers that disagree (X-Forwarded-Proto, X-Forwarded-Scheme,
+  // X-Forwarded-Ssl) from a trusted proxy are answered 400.
+  void set_peer(std::string_view peer, bool trusted_proxy);
+
   // ---- input ----
   // Parses all of `bytes`. After a framing error the rest is ignored and an
   // error response (400, 413, 414, 431, 501, 505) with Connection: close is

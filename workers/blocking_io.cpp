@@ -1,12 +1,11 @@
 #include "workers/blocking_io.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
-
-#include <spdlog/spdlog.h>
 
 #include "master/scoreboard.hpp"
 #include "sys/error.hpp"

@@ -205,6 +205,7 @@ class EpollWorker final : public Worker {
     c.open = true;
     c.session.emplace(limits_);
     if (config_.keepalive <= 0) c.session->refuse_keep_alive();
+    c.session->set_peer(peer, trusts_forwarded(peer));
     c.peer = std::move(peer);
     ++open_;
     connection_accepted();

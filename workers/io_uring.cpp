@@ -208,11 +208,13 @@ class IoUringWorker final : public Worker {
     ++open_;
     SlabEntry& entry = slab_[slot];
     Connection& c = entry.connection.emplace(std::move(socket), limits_);
-    if (sys::access_log() != nullptr) {  // a multishot accept has no per-socket address buffer
+    if (needs_peer_address()) {  // a multishot accept has no per-socket address buffer
       sockaddr_storage address{};
       socklen_t length = sizeof address;
+      io().syscall();
       if (::getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0)
         c.peer = sys::peer_name(address, length);
+      c.session.set_peer(c.peer, trusts_forwarded(c.peer));
     }
     if (config_.keepalive <= 0) c.session.refuse_keep_alive();
     connection_accepted();

@@ -15,9 +15,11 @@ namespace {
 
 constexpr WorkerClass kClasses[] = {
     {"sync", "blocking IO, one connection at a time (UNP 6.1)", make_sync_worker},
-    {"threaded", "a thread pool doing blocking IO, idle connections in epoll (UNP 30)", make_threaded_worker},
+    {"threaded", "a thread pool doing blocking IO, idle connections in epoll (UNP 30)",
+     make_threaded_worker},
     {"epoll", "one non-blocking event loop per process (UNP 6.3)", make_epoll_worker},
-    {"io_uring", "completion-based asynchronous IO on one ring per process (UNP 6.5)", make_io_uring_worker},
+    {"io_uring", "completion-based asynchronous IO on one ring per process (UNP 6.5)",
+     make_io_uring_worker},
 };
 
 }  // namespace
@@ -25,7 +27,8 @@ constexpr WorkerClass kClasses[] = {
 std::span<const WorkerClass> worker_classes() noexcept { return kClasses; }
 
 const WorkerClass* find_worker_class(std::string_view name) noexcept {
-  auto found = std::find_if(std::begin(kClasses), std::end(kClasses), [&](const auto& c) { return c.name == name; });
+  auto found = std::find_if(std::begin(kClasses), std::end(kClasses),
+                            [&](const auto& c) { return c.name == name; });
   return found == std::end(kClasses) ? nullptr : found;
 }
 

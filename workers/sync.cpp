@@ -23,11 +23,10 @@
 // A slow app or a slow client holds the whole process; that is the lesson of
 // /block and /sleep under this class.
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "app/runner.hpp"
 #include "http/session.hpp"
@@ -47,7 +46,8 @@ class SyncWorker final : public Worker {
   void run() override {
     std::vector<pollfd> watched;
     watched.push_back({.fd = wakeup_fd(), .events = POLLIN, .revents = 0});
-    for (const auto& listener : listeners_) watched.push_back({.fd = listener.fd.get(), .events = POLLIN, .revents = 0});
+    for (const auto& listener : listeners_)
+      watched.push_back({.fd = listener.fd.get(), .events = POLLIN, .revents = 0});
 
     while (alive()) {
       notify();
@@ -63,10 +63,12 @@ class SyncWorker final : public Worker {
   void accept_and_serve(int listener) {
     sockaddr_storage peer{};
     socklen_t peer_length = sizeof peer;
-    sys::Fd client(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
+    sys::Fd client(
+        ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
     io().accept();
     if (!client) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) spdlog::error("{}", sys::describe("accept4", errno));
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        spdlog::error("{}", sys::describe("accept4", errno));
       return;
     }
     connection_accepted();
@@ -79,9 +81,11 @@ class SyncWorker final : public Worker {
     // while a slow client is served; the request as a whole gets
     // request_timeout_seconds.
     set_io_timeout(client.get(), 1000, &io());
-    const int64_t deadline = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
+    const int64_t deadline =
+        master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
     http::Session session(limits_);
     session.refuse_keep_alive();
+    session.set_peer(peer, trusts_forwarded(peer));
     master::ConnTracker state(io(), master::ConnState::Reading);
 
     while (!session.wants_close()) {
@@ -138,6 +142,8 @@ class SyncWorker final : public Worker {
 
 }  // namespace
 
-std::unique_ptr<Worker> make_sync_worker(const WorkerSetup& setup) { return std::make_unique<SyncWorker>(setup); }
+std::unique_ptr<Worker> make_sync_worker(const WorkerSetup& setup) {
+  return std::make_unique<SyncWorker>(setup);
+}
 
 }  // namespace qilin::workers

@@ -139,6 +139,7 @@ class ThreadedWorker final : public Worker {
       Connection& c =
           fresh_.emplace_back(std::move(client), limits_, sys::peer_name(peer, peer_length));
       c.self = std::prev(fresh_.end());
+      c.session.set_peer(c.peer, trusts_forwarded(c.peer));
       c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
       next_deadline_ms_ = std::min(next_deadline_ms_, c.deadline_ms);
       if (config_.keepalive <= 0) c.session.refuse_keep_alive();

@@ -75,7 +75,7 @@ void on_abort(int) noexcept {
 }
 
 void install(int signal, void (*handler)(int)) {
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = handler;
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: a blocking recv/accept/poll returns EINTR
@@ -121,7 +121,10 @@ uint64_t microseconds(const timeval& time) noexcept {
 }  // namespace
 
 Worker::Worker(const WorkerSetup& setup)
-    : config_(setup.config), listeners_(setup.listeners), slot_(setup.slot), master_pid_(::getppid()) {
+    : config_(setup.config),
+      listeners_(setup.listeners),
+      slot_(setup.slot),
+      master_pid_(::getppid()) {
   limits_.request_line = static_cast<size_t>(config_.limit_request_line);
   limits_.header_fields = static_cast<size_t>(config_.limit_request_fields);
   limits_.header_field_size = static_cast<size_t>(config_.limit_request_field_size);
@@ -157,9 +160,9 @@ void Worker::boot() {
   install(SIGQUIT, on_stop_signal);
   install(SIGUSR1, on_usr1);
   install(SIGABRT, on_abort);
-  ::signal(SIGHUP, SIG_IGN);    // the master reloads; workers are replaced, not reloaded
+  ::signal(SIGHUP, SIG_IGN);  // the master reloads; workers are replaced, not reloaded
   ::signal(SIGWINCH, SIG_IGN);
-  ::signal(SIGPIPE, SIG_IGN);   // a peer gone mid-write is EPIPE, sorted where the write is made
+  ::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is EPIPE, sorted where the write is made
   // The master forked us with every signal blocked, so a TERM sent while we
   // were still the master's copy waits for the handlers above instead of
   // being lost in the master's self-pipe.
@@ -170,7 +173,8 @@ void Worker::boot() {
   if (config_.max_requests > 0) {
     // gunicorn: max_requests + randint(0, jitter), so workers started together
     // do not all restart together.
-    std::mt19937 random(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(master::monotonic_ms()));
+    std::mt19937 random(static_cast<unsigned>(::getpid()) ^
+                        static_cast<unsigned>(master::monotonic_ms()));
     std::uniform_int_distribution<int> jitter(0, config_.max_requests_jitter);
     max_requests_ = static_cast<uint64_t>(config_.max_requests + jitter(random));
   }
@@ -223,7 +227,9 @@ void Worker::sample_process() noexcept {
   if (!statm.empty()) process.rss_bytes.store(number_field(statm, 1) * page, relaxed);
 }
 
-bool Worker::alive() const noexcept { return !stop_requested.load(std::memory_order_relaxed) && !max_reached_; }
+bool Worker::alive() const noexcept {
+  return !stop_requested.load(std::memory_order_relaxed) && !max_reached_;
+}
 
 bool Worker::quick_exit() const noexcept { return quick_requested.load(std::memory_order_relaxed); }
 
@@ -244,9 +250,10 @@ int64_t Worker::graceful_ms_left() const noexcept {
 }
 
 void Worker::serving(int client_fd, const http::Request& request, std::string_view peer) noexcept {
-  auto written = fmt::format_to_n(busy_note, sizeof busy_note - 1,
-                                  "[{}] [CRITICAL] WORKER TIMEOUT: aborting while serving \"{} {}\" from {}\n",
-                                  ::getpid(), request.method, std::string_view(request.target).substr(0, 200), peer);
+  auto written = fmt::format_to_n(
+      busy_note, sizeof busy_note - 1,
+      "[{}] [CRITICAL] WORKER TIMEOUT: aborting while serving \"{} {}\" from {}\n", ::getpid(),
+      request.method, std::string_view(request.target).substr(0, 200), peer);
   busy_note_length = std::min(written.size, sizeof busy_note - 1);
   busy_note[busy_note_length - 1] = '\n';
   busy_client_fd = client_fd;
@@ -257,7 +264,20 @@ void Worker::served() noexcept {
   busy_client_fd = -1;
 }
 
-void Worker::connection_accepted() noexcept { slot_.connections.fetch_add(1, std::memory_order_relaxed); }
+bool Worker::trusts_forwarded(std::string_view peer) const noexcept {
+  if (peer == "unix") return true;
+  for (const auto& allowed : config_.forwarded_allow_ips)
+    if (allowed == "*" || allowed == peer) return true;
+  return false;
+}
+
+bool Worker::needs_peer_address() const noexcept {
+  return sys::access_log() != nullptr || !config_.forwarded_allow_ips.empty();
+}
+
+void Worker::connection_accepted() noexcept {
+  slot_.connections.fetch_add(1, std::memory_order_relaxed);
+}
 
 bool Worker::request_done(const http::Request& request, const http::Response& response,
                           std::string_view peer, int64_t started_ns) {
@@ -269,12 +289,15 @@ bool Worker::request_done(const http::Request& request, const http::Response& re
   if (auto* access = sys::access_log()) {
     auto header_or_dash = [&](std::string_view name) { return request.header(name).value_or("-"); };
     size_t length = response.body.size() + response.file_length;
-    access->info("{} - - {} \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"", peer, access_log_time(std::time(nullptr)),
-                 request.method, request.target, request.version_minor, response.status,
-                 response.stream ? std::string("-") : std::to_string(length), header_or_dash("Referer"),
-                 header_or_dash("User-Agent"));
+    access->info("{} - - {} \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"",
+                 request.client.empty() ? peer : std::string_view(request.client),
+                 access_log_time(std::time(nullptr)), request.method, request.target,
+                 request.version_minor, response.status,
+                 response.stream ? std::string("-") : std::to_string(length),
+                 header_or_dash("Referer"), header_or_dash("User-Agent"));
   }
-  if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ && !max_reached_.exchange(true)) {
+  if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ &&
+      !max_reached_.exchange(true)) {
     max_reached_ms_ = master::monotonic_ms();
     spdlog::info("Autorestarting worker after current request ({} requests).", requests_.load());
   }

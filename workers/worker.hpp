@@ -89,6 +89,12 @@ class Worker {
                     std::string_view peer, int64_t started_ns = 0);
   // Once per accepted connection.
   void connection_accepted() noexcept;
+  // Whether a peer's X-Forwarded-* headers are believed (forwarded_allow_ips;
+  // a unix-socket peer is a local proxy, always trusted). Pass the answer to
+  // Session::set_peer once per connection.
+  bool trusts_forwarded(std::string_view peer) const noexcept;
+  // A proxy's word is only needed for a peer we might trust.
+  bool needs_peer_address() const noexcept;
   // The IO-model counters of this worker's scoreboard slot: one call per
   // syscall where it is made, e.g. `io().read(n)` after recv(), and a
   // master::ConnTracker per connection for the open-connection gauges. The

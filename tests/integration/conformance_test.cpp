@@ -10,12 +10,10 @@ namespace {
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<Server>(std::vector<std::string>{"-k", GetParam(), "-w", "1", "--threads", "4",
-                                                                "--limit-request-line", "200",
-                                                                "--limit-request-fields", "20",
-                                                                "--limit-request-body", "1000",
-                                                                "--static-dir", QILIN_SOURCE_DIR "/app/static",
-                                                                "demo"});
+    server_ = std::make_unique<Server>(std::vector<std::string>{
+        "-k", GetParam(), "-w", "1", "--threads", "4", "--limit-request-line", "200",
+        "--limit-request-fields", "20", "--limit-request-body", "1000", "--static-dir",
+        QILIN_SOURCE_DIR "/app/static", "demo"});
   }
   // gunicorn's sync worker answers one request per connection.
   bool keeps_alive() const { return GetParam() != "sync"; }
@@ -79,9 +77,10 @@ TEST_P(Conformance, KeepAliveRules) {
 
 TEST_P(Conformance, PipelinedRequestsAnsweredInOrder) {
   Client client(port());
-  client.send("GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
-              "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
-              "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  client.send(
+      "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   auto first = client.receive();
   ASSERT_TRUE(first);
   EXPECT_NE(first->body.find("slept 50 ms"), std::string::npos);
@@ -98,8 +97,10 @@ TEST_P(Conformance, PipelinedRequestsAnsweredInOrder) {
 
 TEST_P(Conformance, ChunkedRequestBodyIsEchoed) {
   Client client(port());
-  client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n"
-              "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: yes\r\n\r\n");
+  client.send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+      "text/x-test\r\n\r\n"
+      "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: yes\r\n\r\n");
   auto response = client.receive();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
@@ -109,7 +110,8 @@ TEST_P(Conformance, ChunkedRequestBodyIsEchoed) {
 
 TEST_P(Conformance, ContentLengthBodyAndExpectContinue) {
   Client client(port());
-  client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  client.send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
   auto interim = client.receive();
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->status, 100);
@@ -142,10 +144,12 @@ TEST_P(Conformance, StaticFileAndTraversal) {
   EXPECT_EQ(file->status, 200);
   EXPECT_NE(file->body.find("qilin static file"), std::string::npos);
   EXPECT_EQ(file->header("content-type"), "text/html; charset=utf-8");
-  for (const char* escape : {"/static/../config/qilin.yaml", "/static/%2e%2e/config/qilin.yaml", "/static//etc/passwd"}) {
+  for (const char* escape : {"/static/../config/qilin.yaml", "/static/%2e%2e/config/qilin.yaml",
+                             "/static//etc/passwd"}) {
     auto refused = get(port(), escape);
     ASSERT_TRUE(refused) << escape;
-    EXPECT_TRUE(refused->status == 403 || refused->status == 404) << escape << " got " << refused->status;
+    EXPECT_TRUE(refused->status == 403 || refused->status == 404)
+        << escape << " got " << refused->status;
   }
   auto missing = get(port(), "/static/nope.txt");
   ASSERT_TRUE(missing);
@@ -163,24 +167,36 @@ TEST_P(Conformance, MalformedRequestsGetTheirStatusAndClose) {
   std::string many_fields;
   for (int i = 0; i < 30; ++i) many_fields += "X-F" + std::to_string(i) + ": v\r\n";
   const Rejection cases[] = {
-      {"CL and TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-      {"duplicate CL", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
+      {"CL and TE",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"duplicate CL",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
       {"non-numeric CL", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\nx", 400},
-      {"chunked not last", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+      {"chunked not last",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n  folded\r\n\r\n", 400},
       {"space before colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
       {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 37), 400},
-      {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"bad chunk size",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
       {"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
       {"garbage", "HELLO\r\n\r\n", 400},
       {"long request line", "GET /" + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
       {"too many fields", "GET / HTTP/1.1\r\nHost: t\r\n" + many_fields + "\r\n", 431},
-      {"field too large", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431},
-      {"body too large (CL)", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 413},
-      {"body too large (chunked)", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" + std::string(2000, 'x') + "\r\n0\r\n\r\n", 413},
+      {"field too large",
+       "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431},
+      {"body too large (CL)", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+       413},
+      {"body too large (chunked)",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" +
+           std::string(2000, 'x') + "\r\n0\r\n\r\n",
+       413},
       {"unknown coding", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
       {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
-      {"bad query parameter", "GET /sleep?ms=abc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400},
+      {"bad query parameter", "GET /sleep?ms=abc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       400},
   };
   for (const auto& rejection : cases) {
     Client client(port());
@@ -225,7 +241,26 @@ TEST_P(Conformance, AppAnswersBadInputItself) {
   EXPECT_EQ(missing->status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance, ::testing::Values("sync", "threaded", "epoll", "io_uring"),
+TEST_P(Conformance, TrustedProxyNamesTheClientInTheAccessLog) {
+  // The harness connects from 127.0.0.1, which forwarded_allow_ips trusts by default.
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  Server server({"-k", GetParam(), "--access-logfile", access, "hello"});
+  auto response = get(server.port(), "/via-proxy",
+                      "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_TRUE(eventually(
+      [&] { return read_file(access).find("203.0.113.7 - - [") != std::string::npos; }, 3s))
+      << read_file(access);
+  auto conflicting =
+      get(server.port(), "/", "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n");
+  ASSERT_TRUE(conflicting);
+  EXPECT_EQ(conflicting->status, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance,
+                         ::testing::Values("sync", "threaded", "epoll", "io_uring"),
                          [](const auto& test) { return test.param; });
 
 }  // namespace

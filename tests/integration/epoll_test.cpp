@@ -240,7 +240,7 @@ TEST_F(Epoll, GracefulTermLetsTheSleepingRequestFinish) {
   idle.send(request("/"));
   ASSERT_TRUE(idle.receive());  // answered after the sleep request was read: it is in flight
   server_->signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive connections go at once
+  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive connections go after the stop grace (1 s)
   auto response = sleeper.receive(5s);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);

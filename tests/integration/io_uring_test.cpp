@@ -163,7 +163,7 @@ TEST(IoUring, TermLetsTheRequestInFlightFinish) {
   busy.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
   std::this_thread::sleep_for(200ms);  // inside the app by now
   server.signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive closes at once
+  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive closes after the stop grace (1 s)
   auto response = busy.receive(5s);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);

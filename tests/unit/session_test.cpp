@@ -1218,3 +1218,56 @@ TEST(SessionStability, OutputBytesSurviveRingGrowth) {
 
 }  // namespace
 }  // namespace qilin::http
+
+namespace qilin::http {
+namespace {
+
+// gunicorn's forwarded_allow_ips, applied by the session for the worker.
+std::string status_of_first_response(Session& s) {
+  std::string out;
+  for (const iovec& v : s.output()) out.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  return out.substr(0, 12);
+}
+
+TEST(Forwarded, UntrustedPeerIsTheClient) {
+  Session s(Limits{});
+  s.set_peer("192.0.2.1", false);
+  s.feed(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: "
+      "https\r\n\r\n");
+  auto r = s.next_request();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->client, "192.0.2.1");
+  EXPECT_EQ(r->scheme, "http");
+}
+
+TEST(Forwarded, TrustedProxySpeaksForTheClient) {
+  Session s(Limits{});
+  s.set_peer("127.0.0.1", true);
+  s.feed(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.1\r\nX-Forwarded-Proto: "
+      "https\r\n"
+      "X-Forwarded-Ssl: on\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto first = s.next_request();
+  auto second = s.next_request();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->client, "203.0.113.7");
+  EXPECT_EQ(first->scheme, "https");
+  EXPECT_EQ(second->client, "127.0.0.1");  // nothing carried over to the next request
+  EXPECT_EQ(second->scheme, "http");
+}
+
+TEST(Forwarded, ConflictingOrUnknownSchemesAre400) {
+  for (const char* headers : {"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n",
+                              "X-Forwarded-Proto: http\r\nX-Forwarded-Scheme: https\r\n",
+                              "X-Forwarded-Proto: gopher\r\n"}) {
+    Session s(Limits{});
+    s.set_peer("unix", true);
+    s.feed(std::string("GET / HTTP/1.1\r\nHost: x\r\n") + headers + "\r\n");
+    EXPECT_FALSE(s.next_request()) << headers;
+    EXPECT_EQ(status_of_first_response(s), "HTTP/1.1 400") << headers;
+  }
+}
+
+}  // namespace
+}  // namespace qilin::http
