@@ -25,6 +25,11 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 
 std::string read_file(const std::string& path);
 
+// A port on 127.0.0.1 nobody listens on right now, for programs that cannot
+// bind port 0 and report it (nginx, status_bind). Racy by nature: a caller
+// that loses the port to another process retries.
+uint16_t free_port();
+
 class TempDir {
  public:
   TempDir();

@@ -57,21 +57,8 @@ std::string nginx_build_options(const std::string& binary) {
   return output;
 }
 
-// A port nobody listens on right now. nginx cannot bind port 0 and tell us
-// the result, so Nginx retries with another port if this one is taken by the
-// time nginx binds it.
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
-    throw std::runtime_error("cannot find a free port on 127.0.0.1");
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+// nginx cannot bind port 0 and tell us the result: Nginx takes free_port()
+// and retries with another if it is taken by the time nginx binds it.
 
 bool accepts_connections(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
