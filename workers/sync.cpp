@@ -60,19 +60,11 @@ class SyncWorker final : public Worker {
     }
   }
 
+  // A sibling may have won the race for this connection: then nothing to do.
   void accept_and_serve(int listener) {
-    sockaddr_storage peer{};
-    socklen_t peer_length = sizeof peer;
-    sys::Fd client(
-        ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
-    io().accept();
-    if (!client) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-        spdlog::error("{}", sys::describe("accept4", errno));
-      return;
-    }
-    connection_accepted();
-    serve(std::move(client), sys::peer_name(peer, peer_length));
+    auto client = accept_client(listener, SOCK_CLOEXEC);
+    if (!client) return;
+    serve(std::move(client->fd), client->peer);
     io().syscall();  // serve() closed the connection
   }
 

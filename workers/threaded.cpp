@@ -122,22 +122,12 @@ class ThreadedWorker final : public Worker {
   // (or a slow network) cannot pin the pool.
   void on_acceptable(int listener) {
     while (accepting_ && open_ < max_connections()) {
-      sockaddr_storage peer{};
-      socklen_t peer_length = sizeof peer;
       // No SOCK_NONBLOCK: pool threads do blocking IO on it; epoll only
       // reports readiness, which works the same on a blocking socket.
-      sys::Fd client(
-          ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
-      io().accept();
-      if (!client) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-          spdlog::error("{}", sys::describe("accept4", errno));
-        return;  // EAGAIN: drained, or a sibling worker won the race
-      }
-      connection_accepted();
-      set_io_timeout(client.get(), kHeartbeatMs, &io());
-      Connection& c =
-          fresh_.emplace_back(std::move(client), limits_, sys::peer_name(peer, peer_length));
+      auto client = accept_client(listener, SOCK_CLOEXEC);
+      if (!client) return;  // drained, or a sibling worker won the race
+      set_io_timeout(client->fd.get(), kHeartbeatMs, &io());
+      Connection& c = fresh_.emplace_back(std::move(client->fd), limits_, std::move(client->peer));
       c.self = std::prev(fresh_.end());
       c.session.set_peer(c.peer, trusts_forwarded(c.peer));
       c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -273,6 +274,20 @@ bool Worker::trusts_forwarded(std::string_view peer) const noexcept {
 
 bool Worker::needs_peer_address() const noexcept {
   return sys::access_log() != nullptr || !config_.forwarded_allow_ips.empty();
+}
+
+std::optional<Worker::Accepted> Worker::accept_client(int listener, int flags) {
+  sockaddr_storage peer{};
+  socklen_t peer_length = sizeof peer;
+  sys::Fd client(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, flags));
+  io().accept();
+  if (!client) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+      spdlog::error("{}", sys::describe("accept4", errno));
+    return std::nullopt;
+  }
+  connection_accepted();
+  return Accepted{std::move(client), sys::peer_name(peer, peer_length)};
 }
 
 void Worker::connection_accepted() noexcept {

@@ -14,7 +14,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "app/app.hpp"
@@ -89,6 +91,15 @@ class Worker {
                     std::string_view peer, int64_t started_ns = 0);
   // Once per accepted connection.
   void connection_accepted() noexcept;
+  // accept4(listener, flags), counted, with its outcome sorted (STYLE 8):
+  // nullopt when the backlog is empty or a sibling won the race (EAGAIN), the
+  // client gave up (ECONNABORTED) or a signal came; a real error is logged.
+  // For the workers that accept one socket per call (sync, threaded).
+  struct Accepted {
+    sys::Fd fd;
+    std::string peer;  // sys::peer_name: "127.0.0.1", "unix"
+  };
+  std::optional<Accepted> accept_client(int listener, int flags);
   // Whether a peer's X-Forwarded-* headers are believed (forwarded_allow_ips;
   // a unix-socket peer is a local proxy, always trusted). Pass the answer to
   // Session::set_peer once per connection.
