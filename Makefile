@@ -9,7 +9,7 @@ JOBS    ?= $(shell nproc)
 all: build
 
 deps:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh build
 
 build: deps
 	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -20,12 +20,14 @@ run: build
 	$(RELEASE)/cmd/qilin -c config/qilin.yaml
 
 # Every test, built with AddressSanitizer and UndefinedBehaviorSanitizer.
-test: deps
+test:
+	@deploy/install-deps.sh test
 	@cmake -S . -B $(TESTING) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQILIN_SANITIZE=ON >/dev/null
 	@cmake --build $(TESTING) -j $(JOBS)
 	cd $(TESTING) && ctest --output-on-failure --timeout 600 -j 2
 
 bench: build
+	@deploy/install-deps.sh bench
 	bench/run.sh $(RELEASE)/cmd/qilin
 
 clean:

@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Installs the Debian packages qilin needs to build, test and benchmark.
+# Installs the Debian packages qilin needs, per purpose:
+#   deploy/install-deps.sh [build]   compile qilin (make build, make run, the container)
+#   deploy/install-deps.sh test      build + what the test suite talks to (make test)
+#   deploy/install-deps.sh bench     build + the load generator and the peers (make bench)
 # Idempotent and quiet when everything is present; uses sudo when not root.
 set -euo pipefail
 
-packages=(
-  # build
+build=(
   cmake g++ make pkg-config
   # libraries (llhttp ships as C sources in node-llhttp)
   node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev liburing-dev
   libcli11-dev nlohmann-json3-dev libsystemd-dev
-  # tests and benchmarks: a real client, a reverse proxy, the load generator
-  curl nginx-light wrk procps util-linux iproute2 systemd
-  # promtool, which checks /metrics (status_test); the status page's browser
-  # test also runs when chromium is installed (not here: ~400 MB)
-  prometheus
 )
+test=(
+  # a real client, a reverse proxy (nginx_test), the load generator, ss/ip
+  curl nginx-light wrk procps util-linux iproute2 systemd
+  # promtool checks /metrics; a headless browser checks the live status page
+  prometheus chromium
+)
+bench=(
+  curl nginx-light wrk procps util-linux iproute2
+  # the peers qilin is compared with, and the plots
+  gunicorn python3 gnuplot-nox
+)
+
+profile=${1:-build}
+case "$profile" in
+  build) packages=("${build[@]}") ;;
+  test) packages=("${build[@]}" "${test[@]}") ;;
+  bench) packages=("${build[@]}" "${bench[@]}") ;;
+  *) echo "install-deps: unknown profile '$profile' (build, test or bench)" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

@@ -175,6 +175,7 @@ void Master::acquire_listeners() {
     ::unsetenv(kUpgradeFromVariable);
   } else if (int count = sd_listen_fds(1); count > 0) {
     for (int i = 0; i < count; ++i) inherited.push_back(SD_LISTEN_FDS_START + i);
+    listeners_from_systemd_ = true;
   }
   if (inherited.empty()) return bind_listeners();
 
@@ -694,6 +695,20 @@ void Master::stop(bool graceful) {
       if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
     if (!status_listener_.unix_path.empty()) ::unlink(status_listener_.unix_path.c_str());
   }
+  if (graceful && last_holder_of_listeners()) {
+    // The workers close the listeners when they leave, and the kernel resets
+    // every connection still queued on a socket when its last descriptor
+    // closes. So: no new connections from here, and each worker empties the
+    // queue before it closes (Worker::take_backlog_and_close_listeners).
+    for (const auto& listener : listeners_) {
+      if (listener.per_worker || listener.name.starts_with("unix:")) continue;
+      try {
+        sys::refuse_new_connections(listener.fd.get());
+      } catch (const std::exception& error) {
+        spdlog::warn("{}: connections arriving while stopping may be reset", error.what());
+      }
+    }
+  }
   listeners_.clear();
   status_listener_ = {};
   kill_workers(graceful ? SIGTERM : SIGQUIT);
@@ -726,6 +741,15 @@ void Master::halt(int exit_code, const std::string& reason) {
   reason_ = reason;
   exit_code_ = exit_code;  // set first: stop() must not overwrite it, reap must not re-halt
   stop(true);
+}
+
+// Whether our listening sockets end with us: not when systemd keeps them for
+// the next start, nor while another master (either side of an upgrade)
+// serves on them too.
+bool Master::last_holder_of_listeners() const {
+  const bool new_master_alive = new_master_pid_ != 0 && ::kill(new_master_pid_, 0) == 0;
+  const bool old_master_alive = upgrading_from_ != 0 && ::getppid() == upgrading_from_;
+  return !listeners_from_systemd_ && !new_master_alive && !old_master_alive;
 }
 
 bool Master::owns_socket_files() const {

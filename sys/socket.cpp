@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -97,6 +98,7 @@ Listener listen_beside(const Listener& reservation, int backlog) {
                                  backlog, reservation.name, true);
   listen_or_throw(own.fd, backlog);
   own.per_worker = false;
+  own.exclusive = true;
   return own;
 }
 
@@ -131,6 +133,22 @@ Listener listen_unix(const std::string& path, int backlog, const std::string& na
     throw SysError("bind", errno);
   listen_or_throw(fd, backlog);
   return Listener{std::move(fd), name, path};
+}
+
+void refuse_new_connections(int listener) {
+  // A TCP socket's filter sees each segment from its TCP header on; byte 13
+  // holds the flags. SYN without ACK opens a connection: drop it. Everything
+  // else passes, so handshakes in progress still complete into the queue.
+  sock_filter program[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, TH_SYN | TH_ACK),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TH_SYN, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0),           // drop
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  // keep, whole
+  };
+  sock_fprog filter{.len = std::size(program), .filter = program};
+  if (::setsockopt(listener, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof filter) != 0)
+    throw SysError("setsockopt(SO_ATTACH_FILTER)", errno);
 }
 
 uint16_t local_port(int fd) {

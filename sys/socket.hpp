@@ -21,6 +21,9 @@ struct Listener {
   // reuse_port: this socket only reserves the address (bound, not listening);
   // each worker listens on a socket of its own there (listen_beside).
   bool per_worker = false;
+  // A worker's own SO_REUSEPORT socket (listen_beside): nobody else accepts
+  // on it, so the worker must serve its queue before closing it.
+  bool exclusive = false;
 };
 
 enum class Family { Tcp4, Tcp6, Unix };
@@ -42,6 +45,15 @@ Listener adopt_listener(int fd);
 // A listening SO_REUSEPORT socket at the address `reservation` holds: each
 // worker's own, so the kernel balances connections between the workers.
 Listener listen_beside(const Listener& reservation, int backlog);
+
+// From now on the kernel drops bare SYNs sent to `listener` (a socket filter),
+// so no new connection joins its accept queue, while handshakes already under
+// way complete and queued connections stay. A client's SYN is retried after a
+// second: by then this socket is closed and the client is refused, or, in a
+// SO_REUSEPORT group, served by a sibling. Lets a stopping server empty the
+// queue with accept until EAGAIN and then close, without resetting anyone it
+// had already accepted. TCP only (a unix listener's file is unlinked instead).
+void refuse_new_connections(int listener);
 
 // The port actually bound (useful with port 0 in tests), or 0 for unix sockets.
 uint16_t local_port(int fd);

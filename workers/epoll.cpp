@@ -169,12 +169,8 @@ class EpollWorker final : public Worker {
         }
         return;
       }
-      if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
-        // A head and a file go out in two calls; Nagle would hold the second
-        // behind the client's delayed ACK.
-        int on = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-      }
+      connection_accepted();
+      if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) set_no_delay(fd);
       open_connection(sys::Fd(fd), sys::peer_name(peer, length));
     }
   }
@@ -204,11 +200,10 @@ class EpollWorker final : public Worker {
     c.generation = generation;
     c.open = true;
     c.session.emplace(limits_);
-    if (config_.keepalive <= 0) c.session->refuse_keep_alive();
+    if (config_.keepalive <= 0 || stopping_) c.session->refuse_keep_alive();
     c.session->set_peer(peer, trusts_forwarded(peer));
     c.peer = std::move(peer);
     ++open_;
-    connection_accepted();
     arm(c, kRequest);  // as nginx's client_header_timeout: the first request from connect
   }
 
@@ -397,6 +392,10 @@ class EpollWorker final : public Worker {
   void begin_stop() {
     stopping_ = true;
     set_accepting(false);
+    take_backlog_and_close_listeners(SOCK_NONBLOCK | SOCK_CLOEXEC, [this](Accepted&& client) {
+      set_no_delay(client.fd.get());
+      open_connection(std::move(client.fd), std::move(client.peer));
+    });
     for (Connection& c : connections_) {
       if (!c.open || c.lingering) continue;
       c.session->refuse_keep_alive();
@@ -410,6 +409,13 @@ class EpollWorker final : public Worker {
   }
 
   // ---- helpers ----
+
+  // A head and a file go out in two calls; Nagle would hold the second
+  // behind the client's delayed ACK. (Fails harmlessly on a unix socket.)
+  void set_no_delay(int fd) {
+    int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
 
   Connection* find(Ref ref) {
     if (ref.slot >= connections_.size()) return nullptr;

@@ -192,7 +192,7 @@ class IoUringWorker final : public Worker {
     if (!(cqe.flags & IORING_CQE_F_MORE)) acceptor.armed = acceptor.cancelling = false;
     if (cqe.res >= 0) {
       sys::Fd socket(cqe.res);
-      if (stopping_) return;  // too late: closed unserved, like the backlog
+      connection_accepted();
       return open_ < slab_.size() ? open(std::move(socket)) : waiting_.push_back(std::move(socket));
     }
     const int error = -cqe.res;
@@ -216,8 +216,7 @@ class IoUringWorker final : public Worker {
         c.peer = sys::peer_name(address, length);
       c.session.set_peer(c.peer, trusts_forwarded(c.peer));
     }
-    if (config_.keepalive <= 0) c.session.refuse_keep_alive();
-    connection_accepted();
+    if (config_.keepalive <= 0 || stopping_) c.session.refuse_keep_alive();
     touch(c, {slot, entry.generation});
   }
 
@@ -478,11 +477,16 @@ class IoUringWorker final : public Worker {
   }
 
   // ---- graceful stop ----
-  // Accepts are cancelled by steer_accepts(); every connection answers what
-  // it has and closes; idle ones close in their serve() now.
+  // Accepts are cancelled by steer_accepts(); sockets a multishot accept
+  // still delivers, and the listen backlog, are served like the rest: every
+  // connection answers what it has and closes; idle ones get a short grace.
+  // The backlog is taken with plain accept4 calls: a one-time drain, and an
+  // io_uring accept on an empty queue would wait rather than say EAGAIN.
   void begin_stopping() {
     stopping_ = true;
-    waiting_.clear();
+    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) {
+      open_ < slab_.size() ? open(std::move(client.fd)) : waiting_.push_back(std::move(client.fd));
+    });
     for (uint32_t slot = 0; slot < slab_.size(); ++slot) {
       SlabEntry& entry = slab_[slot];
       if (!entry.connection || entry.connection->closing) continue;

@@ -15,6 +15,7 @@
 //     app(request)                   runs to its end: ctx.sleep() blocks this process
 //     sendmsg()/sendfile()           blocks until the response is in the kernel
 //     close()                        always Connection: close, as in gunicorn
+//   stopping: accept4() until EAGAIN, serve those, close the listeners
 //
 // Syscalls per request: poll, accept4, setsockopt ×2, recv, sendmsg, recv
 // (lingering check), close: 8, each counted in io() where it is made (the
@@ -58,6 +59,12 @@ class SyncWorker final : public Worker {
       for (size_t i = 1; i < watched.size() && alive(); ++i)
         if (watched[i].revents & POLLIN) accept_and_serve(watched[i].fd);
     }
+    // Stopping: connections already in the listen queue are clients too.
+    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) {
+      if (quick_exit()) return;
+      serve(std::move(client.fd), client.peer);
+      io().syscall();  // serve() closed the connection
+    });
   }
 
   // A sibling may have won the race for this connection: then nothing to do.

@@ -126,22 +126,26 @@ class ThreadedWorker final : public Worker {
       // reports readiness, which works the same on a blocking socket.
       auto client = accept_client(listener, SOCK_CLOEXEC);
       if (!client) return;  // drained, or a sibling worker won the race
-      set_io_timeout(client->fd.get(), kHeartbeatMs, &io());
-      Connection& c = fresh_.emplace_back(std::move(client->fd), limits_, std::move(client->peer));
-      c.self = std::prev(fresh_.end());
-      c.session.set_peer(c.peer, trusts_forwarded(c.peer));
-      c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
-      next_deadline_ms_ = std::min(next_deadline_ms_, c.deadline_ms);
-      if (config_.keepalive <= 0) c.session.refuse_keep_alive();
-      epoll_event armed{.events = EPOLLIN | EPOLLONESHOT, .data = {.ptr = &c}};
-      io().syscall();
-      if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &armed) != 0) {
-        spdlog::error("{}", sys::describe("epoll_ctl", errno));
-        fresh_.pop_back();
-        continue;
-      }
-      ++open_;
+      adopt(std::move(*client));
     }
+  }
+
+  void adopt(Accepted&& client) {
+    set_io_timeout(client.fd.get(), kHeartbeatMs, &io());
+    Connection& c = fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer));
+    c.self = std::prev(fresh_.end());
+    c.session.set_peer(c.peer, trusts_forwarded(c.peer));
+    c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
+    next_deadline_ms_ = std::min(next_deadline_ms_, c.deadline_ms);
+    if (config_.keepalive <= 0) c.session.refuse_keep_alive();
+    epoll_event armed{.events = EPOLLIN | EPOLLONESHOT, .data = {.ptr = &c}};
+    io().syscall();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &armed) != 0) {
+      spdlog::error("{}", sys::describe("epoll_ctl", errno));
+      fresh_.pop_back();
+      return;
+    }
+    ++open_;
   }
 
   // ---- readable: the poller hands connections to the pool, one lock per turn ----
@@ -252,13 +256,13 @@ class ThreadedWorker final : public Worker {
   // ---- idle again: back to the poller with a keep-alive deadline ----
   void park(Connection& c) {
     std::unique_lock lock(mutex_);
-    if (draining_) {
-      lock.unlock();
-      return close(c, false);
-    }
     // Under the lock, so parked_ stays sorted by deadline, and the main thread
-    // cannot close this fd between our re-arm and the splice.
-    c.deadline_ms = master::monotonic_ms() + int64_t{config_.keepalive} * 1000;
+    // cannot close this fd between our re-arm and the splice. While draining,
+    // a connection whose last response still promised keep-alive (it was
+    // decided before TERM) may have its next request on the wire: it gets
+    // the stop grace, like those drain() found parked, not a reset.
+    c.deadline_ms = master::monotonic_ms() +
+                    (draining_ ? kIdleGraceOnStopMs : int64_t{config_.keepalive} * 1000);
     epoll_event armed{.events = EPOLLIN | EPOLLONESHOT, .data = {.ptr = &c}};
     io().syscall();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &armed) != 0) {
@@ -353,6 +357,8 @@ class ThreadedWorker final : public Worker {
     if (accepting_) set_listening(false);
     main_waiting_ = true;
     if (draining_) return;
+    // The backlog joins fresh_ first, so it gets the same grace below.
+    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) { adopt(std::move(client)); });
     // Connections waiting for a request keep a short grace to send it (see
     // kIdleGraceOnStopMs); every response now says Connection: close, and
     // expire() closes those that stay idle. min() keeps both lists sorted.

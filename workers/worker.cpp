@@ -277,17 +277,41 @@ bool Worker::needs_peer_address() const noexcept {
 }
 
 std::optional<Worker::Accepted> Worker::accept_client(int listener, int flags) {
-  sockaddr_storage peer{};
-  socklen_t peer_length = sizeof peer;
-  sys::Fd client(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, flags));
-  io().accept();
-  if (!client) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof peer;
+    sys::Fd client(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, flags));
+    io().accept();
+    if (client) {
+      connection_accepted();
+      return Accepted{std::move(client), sys::peer_name(peer, peer_length)};
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
       spdlog::error("{}", sys::describe("accept4", errno));
     return std::nullopt;
   }
-  connection_accepted();
-  return Accepted{std::move(client), sys::peer_name(peer, peer_length)};
+}
+
+void Worker::take_backlog_and_close_listeners(int accept_flags,
+                                              const std::function<void(Accepted&&)>& adopt) {
+  size_t taken = 0;
+  for (sys::Listener& listener : listeners_) {
+    if (!listener.fd) continue;
+    if (listener.exclusive) {
+      try {
+        sys::refuse_new_connections(listener.fd.get());
+      } catch (const std::exception& error) {
+        spdlog::warn("{}: new connections may be reset", error.what());
+      }
+    }
+    while (auto client = accept_client(listener.fd.get(), accept_flags)) {
+      adopt(std::move(*client));
+      ++taken;
+    }
+    listener.fd.reset();
+  }
+  if (taken > 0) spdlog::debug("stopping: serving {} connections from the listen backlog", taken);
 }
 
 void Worker::connection_accepted() noexcept {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -41,7 +42,7 @@ inline constexpr int kExitAppLoadError = 4;
 
 struct WorkerSetup {
   const config::Config& config;
-  std::span<const sys::Listener> listeners;
+  std::span<sys::Listener> listeners;
   master::ScoreboardSlot& slot;
 };
 
@@ -92,14 +93,23 @@ class Worker {
   // Once per accepted connection.
   void connection_accepted() noexcept;
   // accept4(listener, flags), counted, with its outcome sorted (STYLE 8):
-  // nullopt when the backlog is empty or a sibling won the race (EAGAIN), the
-  // client gave up (ECONNABORTED) or a signal came; a real error is logged.
-  // For the workers that accept one socket per call (sync, threaded).
+  // nullopt when the backlog is empty or a sibling won the race (EAGAIN); a
+  // client that gave up (ECONNABORTED) or a signal is retried; a real error is
+  // logged. For the workers that accept one socket per call (sync, threaded).
   struct Accepted {
     sys::Fd fd;
     std::string peer;  // sys::peer_name: "127.0.0.1", "unix"
   };
   std::optional<Accepted> accept_client(int listener, int flags);
+  // Once, when a worker stops accepting (TERM, max_requests), after its
+  // listeners left its poller: the connections the kernel completed already
+  // are ours to answer, not to reset. Accepts each listener's queue until
+  // EAGAIN, hands every connection to `adopt`, then closes the listeners.
+  // On the final stop the master has made the shared listeners refuse new
+  // connections before signalling us, so the queues only shrink; a worker's
+  // own reuse_port socket is made to refuse here (sys::refuse_new_connections).
+  void take_backlog_and_close_listeners(int accept_flags,
+                                        const std::function<void(Accepted&&)>& adopt);
   // Whether a peer's X-Forwarded-* headers are believed (forwarded_allow_ips;
   // a unix-socket peer is a local proxy, always trusted). Pass the answer to
   // Session::set_peer once per connection.
@@ -118,7 +128,7 @@ class Worker {
   void served() noexcept;
 
   const config::Config& config_;
-  std::span<const sys::Listener> listeners_;
+  std::span<sys::Listener> listeners_;  // closed by take_backlog_and_close_listeners()
   master::ScoreboardSlot& slot_;
   http::Limits limits_;
   app::Handler app_;  // loaded at boot, in the child

@@ -24,6 +24,18 @@ struct WrkResult {
            output.find("Non-2xx") == std::string::npos;
   }
   bool served() const { return output.find("requests in") != std::string::npos; }
+  // Once the server has gone, wrk's reconnects are refused, which it counts
+  // as write errors (a non-blocking connect fails at the first write): fair.
+  // A read error or a timeout means a request the server accepted was lost.
+  int lost_after_accept() const {
+    int read = 0, timeout = 0;
+    const auto at = output.find("Socket errors:");
+    if (at != std::string::npos)
+      std::sscanf(output.c_str() + at, "Socket errors: connect %*d, read %d, write %*d, timeout %d",
+                  &read, &timeout);
+    return read + timeout;
+  }
+  bool all_2xx() const { return output.find("Non-2xx") == std::string::npos; }
 };
 
 // Starts wrk for `seconds` in the background; bounded by `timeout`.
@@ -128,6 +140,45 @@ TEST(ReloadUnderLoad, UpgradeThenRetiringTheOldMasterFailsNoRequest) {
   EXPECT_TRUE(result.clean()) << result.output;
   ::kill(upgraded, SIGTERM);
   EXPECT_TRUE(eventually([&] { return ::kill(upgraded, 0) != 0; }, 10s));
+}
+
+// TERM under load: connections the kernel completed before the stop (in the
+// listen backlog) are answered, not reset when the last listener closes.
+// wrk reconnects after every Connection: close, so the backlog is never
+// empty when TERM arrives; with sync (a connection per request) it is full.
+void expect_term_answers_every_accepted_request(const std::vector<std::string>& args,
+                                                const std::string& label) {
+  Server server(args, 2);
+  auto load = start_wrk(server.port(), 3);
+  std::this_thread::sleep_for(1s);  // the load is running
+  server.signal(SIGTERM);
+  auto status = server.wait_exit(15s);
+  ASSERT_TRUE(status) << label;
+  EXPECT_EQ(status->code, 0) << label;
+  auto result = load.get();
+  EXPECT_TRUE(result.served()) << label << "\n" << result.output;
+  EXPECT_EQ(result.lost_after_accept(), 0) << label << "\n" << result.output << server.log();
+  EXPECT_TRUE(result.all_2xx()) << label << "\n" << result.output;
+}
+
+TEST(StopUnderLoad, TermAnswersEveryAcceptedRequest) {
+  if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
+  for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"})
+    expect_term_answers_every_accepted_request({"-k", worker_class, "-w", "2", "hello"},
+                                               worker_class);
+}
+
+// With reuse_port each worker has a listening socket of its own, which
+// closes with the worker: the worker itself must serve what is queued on it.
+TEST(StopUnderLoad, TermAnswersEveryAcceptedRequestWithReusePort) {
+  if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
+  for (const char* worker_class : {"sync", "epoll", "io_uring"}) {
+    TempDir dir;
+    dir.write("qilin.yaml", std::string("workers: 2\napp: hello\nreuse_port: true\nworker_class: ") +
+                                worker_class + "\n");
+    expect_term_answers_every_accepted_request({"-c", dir.file("qilin.yaml")},
+                                               std::string(worker_class) + " reuse_port");
+  }
 }
 
 TEST(Signals, Usr1ReopensARotatedAccessLog) {
