@@ -90,6 +90,7 @@ struct Connection {
   int64_t deadline_ms = kNever;  // when `timer` expires
   int64_t heap_ms = 0;           // when our live DeadlineQueue entry fires; 0: none
   std::optional<http::Session> session;
+  std::optional<master::ConnTracker> gauge;  // the scoreboard's open-connection gauges
   std::string peer;  // for the access log
 };
 
@@ -200,6 +201,7 @@ class EpollWorker final : public Worker {
     c.generation = generation;
     c.open = true;
     c.session.emplace(limits_);
+    c.gauge.emplace(io(), master::ConnState::Reading);
     if (config_.keepalive <= 0 || stopping_) c.session->refuse_keep_alive();
     c.session->set_peer(peer, trusts_forwarded(peer));
     c.peer = std::move(peer);
@@ -321,6 +323,7 @@ class EpollWorker final : public Worker {
     else if (session.idle())
       want = kIdle;
     if (want != c.timer || (want == kSend && progressed)) arm(c, want);
+    c.gauge->set(state_of(session));
   }
 
   // ---- deadlines ----
@@ -379,6 +382,7 @@ class EpollWorker final : public Worker {
   void close(Connection& c) {
     c.fd.reset();  // the fd was never duplicated: closing it also leaves the epoll set
     c.session.reset();
+    c.gauge.reset();
     c.open = false;
     if (++c.generation == 0) c.generation = 1;
     free_.push_back(ref_of(c).slot);

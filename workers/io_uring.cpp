@@ -94,10 +94,11 @@ class IoUringWorker final : public Worker {
 
   // ---- per-connection state ----
   struct Connection {
-    Connection(sys::Fd socket, const http::Limits& limits)
-        : fd(std::move(socket)), session(limits) {}
+    Connection(sys::Fd socket, const http::Limits& limits, master::IoCounters& io)
+        : fd(std::move(socket)), session(limits), gauge(io) {}
     sys::Fd fd;
     http::Session session;
+    master::ConnTracker gauge;      // the scoreboard's open-connection gauges
     std::string peer;               // for the access log only
     msghdr message{};               // the sendmsg in flight points here
     sys::Fd pipe_read, pipe_write;  // file → pipe → socket; made on the first file
@@ -207,7 +208,7 @@ class IoUringWorker final : public Worker {
     free_.pop_back();
     ++open_;
     SlabEntry& entry = slab_[slot];
-    Connection& c = entry.connection.emplace(std::move(socket), limits_);
+    Connection& c = entry.connection.emplace(std::move(socket), limits_, io());
     if (needs_peer_address()) {  // a multishot accept has no per-socket address buffer
       sockaddr_storage address{};
       socklen_t length = sizeof address;
@@ -287,6 +288,7 @@ class IoUringWorker final : public Worker {
     if (!c.sending && c.session.wants_close()) return linger(c, ref);
     steer_recv(c, ref);
     set_deadline(c, ref, started);
+    c.gauge.set(state_of(c.session));  // Writing while a send is in flight
   }
 
   // Backpressure: the multishot recv stays armed while the session wants

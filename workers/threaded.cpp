@@ -52,10 +52,12 @@ namespace {
 enum class Place { Fresh, Parked, Queued, Busy };
 
 struct Connection {
-  Connection(sys::Fd socket, const http::Limits& limits, std::string peer_name)
-      : fd(std::move(socket)), session(limits), peer(std::move(peer_name)) {}
+  Connection(sys::Fd socket, const http::Limits& limits, std::string peer_name,
+             master::IoCounters& io)
+      : fd(std::move(socket)), session(limits), gauge(io), peer(std::move(peer_name)) {}
   sys::Fd fd;  // blocking, with 1 s SO_RCVTIMEO/SO_SNDTIMEO slices
   http::Session session;
+  master::ConnTracker gauge;  // set by whichever thread owns the connection
   std::string peer;
   int64_t deadline_ms = 0;  // Fresh: first request due; Parked: keep-alive ends
   int64_t queued_ms = 0;    // when it joined the queue for a thread
@@ -132,7 +134,7 @@ class ThreadedWorker final : public Worker {
 
   void adopt(Accepted&& client) {
     set_io_timeout(client.fd.get(), kHeartbeatMs, &io());
-    Connection& c = fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer));
+    Connection& c = fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer), io());
     c.self = std::prev(fresh_.end());
     c.session.set_peer(c.peer, trusts_forwarded(c.peer));
     c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
@@ -190,10 +192,12 @@ class ThreadedWorker final : public Worker {
     int64_t request_started = 0;  // request_timeout_seconds run from here
     for (;;) {
       if (auto request = c.session.next_request()) {
+        c.gauge.set(master::ConnState::App);
         answer(c, std::move(*request));
         continue;
       }
       if (c.session.pending_output() > 0) {  // responses, an error, or 100 Continue
+        c.gauge.set(master::ConnState::Writing);
         const int64_t deadline =
             master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
         if (!send_all(c.fd.get(), c.session, deadline, &io())) return close(c, false);
@@ -203,6 +207,7 @@ class ThreadedWorker final : public Worker {
       if (!readable && c.session.idle()) return park(c);
       if (!c.session.wants_input()) return close(c, true);
       readable = false;
+      c.gauge.set(master::ConnState::Reading);
       const int64_t now = master::monotonic_ms();
       if (!c.session.reading_request()) request_started = now;  // the next byte starts a request
       size_t received = 0;
@@ -272,6 +277,7 @@ class ThreadedWorker final : public Worker {
     }
     parked_.splice(parked_.end(), busy_, c.self);
     c.place = Place::Parked;
+    c.gauge.set(master::ConnState::Idle);
   }
 
   // ---- close, from a pool thread ----

@@ -23,6 +23,7 @@
 #include "app/app.hpp"
 #include "config/config.hpp"
 #include "http/limits.hpp"
+#include "http/session.hpp"
 #include "master/scoreboard.hpp"
 #include "sys/fd.hpp"
 #include "sys/socket.hpp"
@@ -35,6 +36,17 @@ namespace qilin::workers {
 // refused instead, so the next request is answered with Connection: close,
 // and a connection that stays idle this long is closed.
 inline constexpr int64_t kIdleGraceOnStopMs = 1000;
+
+// An event loop's connection, for the scoreboard's open-connection gauges,
+// read off its session once per loop turn (blocking workers set the state
+// around their own calls instead). Ordered by what holds the connection:
+// bytes to send, then an app still working, then a request half read.
+inline master::ConnState state_of(const http::Session& session) noexcept {
+  if (session.pending_output() > 0) return master::ConnState::Writing;
+  if (session.in_flight() > 0) return master::ConnState::App;
+  if (session.reading_request()) return master::ConnState::Reading;
+  return master::ConnState::Idle;
+}
 
 // gunicorn's exit codes, which the master reads to stop instead of respawning.
 inline constexpr int kExitBootError = 3;

@@ -287,6 +287,45 @@ TEST(Status, JsonCountsEveryRequestOfBothSyncWorkers) {
       3s));
 }
 
+// The open-connection gauges of every class say where each connection is:
+// one waiting on the app (/sleep), one with half a request read, and (where
+// keep-alive exists) one idle between requests. Polled, not slept for.
+TEST(Status, OpenConnectionGaugesShowWhereEachConnectionIs) {
+  for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"}) {
+    const bool sync = std::string(worker_class) == "sync";
+    // sync holds one connection per process: one process each for the app and
+    // the half-read request; threaded a thread each.
+    StatusServer status({"-k", worker_class, "-w", sync ? "2" : "1", "--threads", "4", "demo"},
+                        sync ? 2 : 1);
+    Client in_app(status.server.port());
+    in_app.send("GET /sleep?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    Client reading(status.server.port());
+    reading.send("GET / HTTP/1.1\r\nHo");
+    std::optional<Client> idle;
+    if (!sync) {
+      idle.emplace(status.server.port());
+      idle->send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+      ASSERT_TRUE(idle->receive()) << worker_class;
+    }
+    nlohmann::json last;
+    const bool shown = eventually(
+        [&] {
+          auto json = status.status_json();
+          if (!json) return false;
+          last = *json;
+          int64_t app = 0, half_read = 0, between = 0;
+          for (const auto& worker : (*json)["workers"]) {
+            app += worker["open_connections"]["app"].get<int64_t>();
+            half_read += worker["open_connections"]["reading"].get<int64_t>();
+            between += worker["open_connections"]["idle"].get<int64_t>();
+          }
+          return app == 1 && half_read == 1 && between == (sync ? 0 : 1);
+        },
+        3s);
+    EXPECT_TRUE(shown) << worker_class << "\n" << last.dump(2);
+  }
+}
+
 // The figures that tell IO models apart, through the helper the cross-class
 // comparisons use. sync: one request per wake-up (an idle sibling woken for
 // the same connection, the thundering herd, pulls it below 1) and ~8
@@ -438,23 +477,36 @@ TEST(Status, PageShowsEveryWorkerInHeadlessChromium) {
   if (chromium.empty()) chromium = find_program("chromium-browser");
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package chromium)";
   StatusServer status({"-k", "sync", "-w", "2", "hello"}, 2);
-  ASSERT_EQ(load(status.server.port(), 100), 100);
   const auto pids = status.worker_pids();
   ASSERT_EQ(pids.size(), 2u);
   TempDir profile;
-  auto browser = run_command(
-      {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-       "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-crash-reporter",
-       "--user-data-dir=" + profile.path(), "--virtual-time-budget=3000", "--dump-dom",
-       "http://127.0.0.1:" + std::to_string(status.status_port) + "/"},
-      60s);
-  ASSERT_EQ(browser.code, 0) << browser.output;
-  auto rows = rows_of(browser.output);
-  EXPECT_EQ(rows.size(), 2u) << browser.output;
+  // The page as a browser renders it, its script having fetched /status.json.
+  auto render = [&] {
+    auto browser = run_command(
+        {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-crash-reporter", "--user-data-dir=" + profile.path(),
+         "--virtual-time-budget=3000", "--dump-dom",
+         "http://127.0.0.1:" + std::to_string(status.status_port) + "/"},
+        60s);
+    EXPECT_EQ(browser.code, 0) << browser.output;
+    return browser.output;
+  };
+  const std::string before = render();
+  auto rows_before = rows_of(before);
+  ASSERT_EQ(load(status.server.port(), 100), 100);
+  const std::string after = render();
+  auto rows_after = rows_of(after);
+  EXPECT_EQ(rows_after.size(), 2u) << after;
+  uint64_t served_before = 0, served_after = 0;
   for (pid_t pid : pids) {
-    ASSERT_TRUE(rows.count(pid)) << "no row for worker " << pid << "\n" << browser.output;
-    EXPECT_GT(rows[pid], 0u) << "worker " << pid << " shows no request after the load";
+    ASSERT_TRUE(rows_before.count(pid)) << "no row for worker " << pid << "\n" << before;
+    ASSERT_TRUE(rows_after.count(pid)) << "no row for worker " << pid << "\n" << after;
+    served_before += rows_before[pid];
+    served_after += rows_after[pid];
   }
+  // The numbers move: the 100 requests of the load show on the page.
+  EXPECT_GE(served_after, served_before + 100) << before << "\n----\n" << after;
 }
 
 }  // namespace
