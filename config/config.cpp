@@ -71,6 +71,8 @@ const std::array key_table{
     Key{.name = "forwarded_allow_ips",
         .field = &Config::forwarded_allow_ips,
         .comma_separated = true},
+    Key{.name = "proxy_protocol", .field = &Config::proxy_protocol},
+    Key{.name = "proxy_allow_ips", .field = &Config::proxy_allow_ips, .comma_separated = true},
     Key{.name = "reuse_port", .field = &Config::reuse_port},
     Key{.name = "status_bind", .field = &Config::status_bind},
 };
@@ -416,6 +418,13 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   }
   if (config.bind.empty()) fail(origin_of("bind"), "bind", "at least one address is required");
   validate_status_bind(config, origin_of("status_bind"));
+  // A typo here (a CIDR range, a host name) would silently turn every
+  // balancer's connection into a 400, so only literals pass.
+  for (const std::string& address : config.proxy_allow_ips) {
+    if (address != "*" && !is_address(AF_INET, address) && !is_address(AF_INET6, address))
+      fail(origin_of("proxy_allow_ips"), "proxy_allow_ips",
+           fmt::format("cannot use '{}': expected an IPv4 or IPv6 address, or '*'", address));
+  }
   for (const std::string& address : config.bind) {
     if (!parse_bind(address)) {
       fail(origin_of("bind"), "bind",

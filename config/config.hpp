@@ -37,6 +37,10 @@ struct Config {
   std::string loglevel = "info";     // debug, info, warning, error, critical
   std::string pidfile;               // empty: none
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
+  // PROXY protocol (v1/v2): peers in proxy_allow_ips ("*": all; unix-socket
+  // peers always) must begin each connection with a header naming the client.
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
   bool reuse_port = false;   // each worker binds its own SO_REUSEPORT socket (TCP binds)
   std::string status_bind;   // the status listener (/metrics, /status.json, /); empty: off
 

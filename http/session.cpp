@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/proxy_protocol.hpp"
 #include "http/response_writer.hpp"
 
 namespace qilin::http {
@@ -454,6 +455,33 @@ struct Session::State {
     return HPE_USER;
   }
 
+  // PROXY protocol (set_peer): the header in front of the first request.
+  // False while it is incomplete, or after a bad one (400 queued). True once
+  // it is read: its client becomes the peer and `bytes` is what follows it,
+  // kept in `held` when part of the header came in earlier feeds.
+  bool take_proxy_header(std::string_view& bytes, std::string& held) {
+    std::string_view seen = bytes;
+    if (!proxy_bytes.empty()) seen = proxy_bytes.append(bytes);
+    ProxyHeader header = parse_proxy_header(seen);
+    switch (header.status) {
+      case ProxyHeader::Status::kNeedMore:
+        if (proxy_bytes.empty()) proxy_bytes.assign(bytes);
+        return false;
+      case ProxyHeader::Status::kMalformed:
+        proxy_bytes.clear();
+        reject(400);
+        return false;
+      case ProxyHeader::Status::kDone:
+        break;
+    }
+    awaiting_proxy_header = false;
+    if (!header.client.empty()) peer = std::move(header.client);
+    held = std::move(proxy_bytes);
+    proxy_bytes.clear();
+    bytes = (held.empty() ? bytes : std::string_view(held)).substr(header.length);
+    return true;
+  }
+
   // RFC 9110 §10.1.1: a 100 Continue only while the client is waiting for
   // it. It is skipped when an earlier request is still unanswered: it would
   // sit behind that response anyway, and the client sends the body after a
@@ -681,6 +709,8 @@ struct Session::State {
   unsigned host_count = 0;
   std::string peer;
   bool trusted_proxy = false;
+  bool awaiting_proxy_header = false;
+  std::string proxy_bytes;  // an incomplete PROXY header, at most a few KiB
   bool other_coding = false;
   Expect expect = Expect::kNone;
   bool continue_wanted = false;
@@ -704,6 +734,11 @@ Session& Session::operator=(Session&&) noexcept = default;
 void Session::feed(std::string_view bytes) {
   State& s = *state_;
   if (s.input_done || bytes.empty()) return;
+  if (s.awaiting_proxy_header) [[unlikely]] {
+    std::string held;  // the bytes after a PROXY header that arrived in pieces
+    if (s.take_proxy_header(bytes, held)) feed(bytes);  // once: no header is awaited now
+    return;
+  }
   s.buf_begin = bytes.data();
   llhttp_errno_t err = llhttp_execute(&s.parser, bytes.data(), bytes.size());
   s.note_tail(bytes);
@@ -715,13 +750,19 @@ void Session::feed(std::string_view bytes) {
   s.maybe_continue();
 }
 
-void Session::set_peer(std::string_view peer, bool trusted_proxy) {
+void Session::set_peer(std::string_view peer, bool trusted_proxy, bool proxy_header) {
   state_->peer.assign(peer);
   state_->trusted_proxy = trusted_proxy;
+  state_->awaiting_proxy_header = proxy_header;
 }
 
 void Session::feed_eof() {
   State& s = *state_;
+  // Part of a PROXY header, then nothing: as malformed as a wrong one.
+  if (!s.proxy_bytes.empty()) {
+    s.proxy_bytes.clear();
+    s.reject(400);
+  }
   if (s.parsing) {
     Slot& partial = s.back();
     if (partial.continue_left != 0 && partial.continue_left < kContinue.size()) {
@@ -820,9 +861,14 @@ size_t Session::pending_output() const noexcept {
 
 bool Session::wants_close() const noexcept { return state_->closing && state_->count == 0; }
 
-bool Session::idle() const noexcept { return state_->count == 0 && !state_->closing; }
+bool Session::idle() const noexcept {
+  return state_->count == 0 && !state_->closing && state_->proxy_bytes.empty();
+}
 
-bool Session::reading_request() const noexcept { return state_->parsing; }
+// A PROXY header in pieces is read under the same deadline as a request.
+bool Session::reading_request() const noexcept {
+  return state_->parsing || !state_->proxy_bytes.empty();
+}
 
 size_t Session::in_flight() const noexcept { return state_->in_flight; }
 

@@ -47,7 +47,13 @@ class Session {
   // forwarded_allow_ips; the worker decides, the session applies the headers).
   // Scheme headers that disagree (X-Forwarded-Proto, X-Forwarded-Scheme,
   // X-Forwarded-Ssl) from a trusted proxy are answered 400.
-  void set_peer(std::string_view peer, bool trusted_proxy);
+  // With `proxy_header` (proxy_protocol and a peer in proxy_allow_ips) the
+  // connection must begin with a PROXY protocol header, v1 or v2
+  // (proxy_protocol.hpp); the client it names replaces `peer`, and a trusted
+  // proxy's X-Forwarded-For still overrides that. A header that is missing,
+  // malformed or cut short by EOF is answered 400; until it is complete,
+  // reading_request() holds, so the request deadline bounds it.
+  void set_peer(std::string_view peer, bool trusted_proxy, bool proxy_header = false);
 
   // ---- input ----
   // Parses all of `bytes`. After a framing error the rest is ignored and an

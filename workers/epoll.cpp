@@ -203,7 +203,7 @@ class EpollWorker final : public Worker {
     c.session.emplace(limits_);
     c.gauge.emplace(io(), master::ConnState::Reading);
     if (config_.keepalive <= 0 || stopping_) c.session->refuse_keep_alive();
-    c.session->set_peer(peer, trusts_forwarded(peer));
+    c.session->set_peer(peer, trusts_forwarded(peer), expects_proxy_header(peer));
     c.peer = std::move(peer);
     ++open_;
     arm(c, kRequest);  // as nginx's client_header_timeout: the first request from connect

@@ -215,7 +215,7 @@ class IoUringWorker final : public Worker {
       io().syscall();
       if (::getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0)
         c.peer = sys::peer_name(address, length);
-      c.session.set_peer(c.peer, trusts_forwarded(c.peer));
+      c.session.set_peer(c.peer, trusts_forwarded(c.peer), expects_proxy_header(c.peer));
     }
     if (config_.keepalive <= 0 || stopping_) c.session.refuse_keep_alive();
     touch(c, {slot, entry.generation});

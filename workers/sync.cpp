@@ -84,7 +84,7 @@ class SyncWorker final : public Worker {
         master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
     http::Session session(limits_);
     session.refuse_keep_alive();
-    session.set_peer(peer, trusts_forwarded(peer));
+    session.set_peer(peer, trusts_forwarded(peer), expects_proxy_header(peer));
     master::ConnTracker state(io(), master::ConnState::Reading);
 
     while (!session.wants_close()) {

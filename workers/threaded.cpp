@@ -136,7 +136,7 @@ class ThreadedWorker final : public Worker {
     set_io_timeout(client.fd.get(), kHeartbeatMs, &io());
     Connection& c = fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer), io());
     c.self = std::prev(fresh_.end());
-    c.session.set_peer(c.peer, trusts_forwarded(c.peer));
+    c.session.set_peer(c.peer, trusts_forwarded(c.peer), expects_proxy_header(c.peer));
     c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
     next_deadline_ms_ = std::min(next_deadline_ms_, c.deadline_ms);
     if (config_.keepalive <= 0) c.session.refuse_keep_alive();

@@ -119,6 +119,14 @@ uint64_t microseconds(const timeval& time) noexcept {
   return static_cast<uint64_t>(time.tv_sec) * 1'000'000 + static_cast<uint64_t>(time.tv_usec);
 }
 
+// A unix-socket peer is a proxy on this host, trusted like a listed one.
+bool trusted_peer(const std::vector<std::string>& allowed_ips, std::string_view peer) noexcept {
+  if (peer == "unix") return true;
+  for (const auto& allowed : allowed_ips)
+    if (allowed == "*" || allowed == peer) return true;
+  return false;
+}
+
 }  // namespace
 
 Worker::Worker(const WorkerSetup& setup)
@@ -266,14 +274,16 @@ void Worker::served() noexcept {
 }
 
 bool Worker::trusts_forwarded(std::string_view peer) const noexcept {
-  if (peer == "unix") return true;
-  for (const auto& allowed : config_.forwarded_allow_ips)
-    if (allowed == "*" || allowed == peer) return true;
-  return false;
+  return trusted_peer(config_.forwarded_allow_ips, peer);
+}
+
+bool Worker::expects_proxy_header(std::string_view peer) const noexcept {
+  return config_.proxy_protocol && trusted_peer(config_.proxy_allow_ips, peer);
 }
 
 bool Worker::needs_peer_address() const noexcept {
-  return sys::access_log() != nullptr || !config_.forwarded_allow_ips.empty();
+  return sys::access_log() != nullptr || !config_.forwarded_allow_ips.empty() ||
+         config_.proxy_protocol;
 }
 
 std::optional<Worker::Accepted> Worker::accept_client(int listener, int flags) {

@@ -126,6 +126,10 @@ class Worker {
   // a unix-socket peer is a local proxy, always trusted). Pass the answer to
   // Session::set_peer once per connection.
   bool trusts_forwarded(std::string_view peer) const noexcept;
+  // Whether a peer must begin its connection with a PROXY protocol header
+  // (proxy_protocol on and the peer in proxy_allow_ips; a unix-socket peer is
+  // a local balancer). Pass the answer to Session::set_peer beside the above.
+  bool expects_proxy_header(std::string_view peer) const noexcept;
   // A proxy's word is only needed for a peer we might trust.
   bool needs_peer_address() const noexcept;
   // The IO-model counters of this worker's scoreboard slot: one call per

@@ -259,6 +259,67 @@ TEST_P(Conformance, TrustedProxyNamesTheClientInTheAccessLog) {
   EXPECT_EQ(conflicting->status, 400);
 }
 
+TEST_P(Conformance, ProxyProtocolNamesTheClient) {
+  // proxy_allow_ips trusts 127.0.0.1 by default: every connection must begin
+  // with a PROXY header, and the client it names is the access log's %(h)s.
+  using namespace std::string_literals;
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  Server server({"-k", GetParam(), "--access-logfile", access, "--proxy-protocol", "hello"});
+  const std::string request = "GET /via-balancer HTTP/1.1\r\nHost: t\r\n\r\n";
+  {  // v1
+    Client client(server.port());
+    client.send("PROXY TCP4 192.0.2.1 198.51.100.2 51234 443\r\n" + request);
+    auto response = client.receive();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+  }
+  {  // v2, IPv6 client 2001:db8::7, signature and the rest sent apart
+    const std::string signature("\r\n\r\n\0\r\nQUIT\n", 12);
+    std::string block = "\x21\x21\x00\x24"s + "\x20\x01\x0d\xb8"s + std::string(10, '\0') +
+                        "\x00\x07"s + "\x20\x01\x0d\xb8"s + std::string(10, '\0') + "\x00\x01"s +
+                        "\xc8\x22\x01\xbb"s;
+    Client client(server.port());
+    client.send(signature);
+    client.send(block + request);
+    auto response = client.receive();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+  }
+  EXPECT_TRUE(eventually(
+      [&] {
+        const std::string log = read_file(access);
+        return log.find("192.0.2.1 - - [") != std::string::npos &&
+               log.find("2001:db8::7 - - [") != std::string::npos;
+      },
+      3s))
+      << read_file(access);
+
+  auto missing = get(server.port(), "/");  // plain HTTP where a header is due
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400);
+  Client truncated(server.port());
+  truncated.send("PROXY TCP4 192.0.2.1 198.51");
+  truncated.shutdown_write();
+  auto cut_short = truncated.receive();
+  ASSERT_TRUE(cut_short);
+  EXPECT_EQ(cut_short->status, 400);
+  EXPECT_TRUE(truncated.closed_by_server());
+}
+
+TEST_P(Conformance, ProxyProtocolFromAnUntrustedPeerIsABadRequest) {
+  Server server({"-k", GetParam(), "--proxy-protocol", "--proxy-allow-from", "192.0.2.1", "hello"});
+  Client client(server.port());
+  client.send("PROXY TCP4 192.0.2.1 198.51.100.2 51234 443\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto response = client.receive();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  EXPECT_TRUE(client.closed_by_server());
+  auto plain = get(server.port(), "/");  // served as plain HTTP
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 200);
+}
+
 INSTANTIATE_TEST_SUITE_P(WorkerClasses, Conformance,
                          ::testing::Values("sync", "threaded", "epoll", "io_uring"),
                          [](const auto& test) { return test.param; });

@@ -196,6 +196,28 @@ TEST(ApplyYaml, ForwardedAllowIpsAcceptsCommaSeparatedString) {
   EXPECT_THAT(from_yaml("forwarded_allow_ips: []\n").forwarded_allow_ips, IsEmpty());
 }
 
+TEST(ApplyYaml, ProxyProtocolKeys) {
+  Config defaults;
+  EXPECT_FALSE(defaults.proxy_protocol);
+  EXPECT_THAT(defaults.proxy_allow_ips, ElementsAre("127.0.0.1", "::1"));
+  Config config = from_yaml("proxy_protocol: true\nproxy_allow_ips: '10.0.0.1, 2001:db8::1'\n");
+  EXPECT_TRUE(config.proxy_protocol);
+  EXPECT_THAT(config.proxy_allow_ips, ElementsAre("10.0.0.1", "2001:db8::1"));
+  EXPECT_EQ(config.origin["proxy_allow_ips"], "test.yaml:2:1");
+  EXPECT_THAT(from_yaml("proxy_allow_ips: ['*']\n").proxy_allow_ips, ElementsAre("*"));
+  EXPECT_NO_THROW(validate(from_yaml("proxy_allow_ips: ['*', 10.0.0.1, '::1']\n"), known_classes));
+  EXPECT_EQ(yaml_error("workers: 1\nproxy_protocol: on\n"),
+            "test.yaml:2:17: key 'proxy_protocol': expected true or false, got 'on'");
+  EXPECT_EQ(yaml_error("proxy_allow_ips: {a: 1}\n"),
+            "test.yaml:1:18: key 'proxy_allow_ips': expected a string or a list of strings, got "
+            "a mapping");
+  EXPECT_EQ(validation_error("timeout: 3\nproxy_allow_ips: [10.0.0.1, 10.0.0.0/8]\n"),
+            "test.yaml:2:1: key 'proxy_allow_ips': cannot use '10.0.0.0/8': expected an IPv4 or "
+            "IPv6 address, or '*'");
+  EXPECT_THAT(validation_error("proxy_allow_ips: localhost\n"),
+              StartsWith("test.yaml:1:1: key 'proxy_allow_ips': cannot use 'localhost'"));
+}
+
 TEST(ApplyYaml, IntegersAreDecimalWithOptionalSign) {
   EXPECT_EQ(from_yaml("max_requests: +5\n").max_requests, 5);
   EXPECT_EQ(from_yaml("timeout: -1\n").timeout, -1);  // parses; validate() rejects it
@@ -434,7 +456,9 @@ TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
                         "errorlog:",
                         "loglevel:",
                         "pidfile:",
-                        "forwarded_allow_ips:"};
+                        "forwarded_allow_ips:",
+                        "proxy_protocol:",
+                        "proxy_allow_ips:"};
   size_t previous = 0;
   for (const char* key : keys) {
     size_t at = yaml.find(std::string("\n") + key, previous);
@@ -477,7 +501,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.pidfile, "123");
   EXPECT_THAT(copy.forwarded_allow_ips, IsEmpty());
   EXPECT_EQ(to_yaml(copy), to_yaml(original));
-  EXPECT_EQ(copy.origin.size(), 24u);
+  EXPECT_EQ(copy.origin.size(), 26u);
 }
 
 TEST(ToYaml, DefaultsRoundTrip) {
@@ -543,13 +567,17 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                     "p",
                     "--forwarded-allow-ips",
                     "1.1.1.1",
+                    "--proxy-protocol",
+                    "--proxy-allow-from",
+                    "10.0.0.1",
                     "demo"}),
       ElementsAre("bind=127.0.0.1:1", "workers=2", "worker_class=epoll", "threads=3",
                   "worker_connections=4", "backlog=5", "timeout=6", "graceful_timeout=7",
                   "keepalive=8", "max_requests=9", "max_requests_jitter=10",
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a", "errorlog=e",
-                  "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1", "app=demo"));
+                  "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1",
+                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "app=demo"));
 }
 
 TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {
@@ -656,6 +684,18 @@ TEST_F(Build, BindFlagsReplaceTheFilesList) {
   EXPECT_THAT(config.bind, ElementsAre("unix:/tmp/x", "[::1]:3"));
   EXPECT_EQ(config.origin["bind"], "--bind");
   EXPECT_THAT(build_from({"-b", "0.0.0.0:9"}).bind, ElementsAre("0.0.0.0:9"));
+}
+
+TEST_F(Build, ProxyProtocolFlags) {
+  Config config = build_from({"--proxy-protocol", "--proxy-allow-from", "10.0.0.1,10.0.0.2"});
+  EXPECT_TRUE(config.proxy_protocol);
+  EXPECT_THAT(config.proxy_allow_ips, ElementsAre("10.0.0.1", "10.0.0.2"));
+  EXPECT_EQ(config.origin["proxy_allow_ips"], "--proxy-allow-from");
+  EXPECT_EQ(error_of([&] {
+              build_from({"--proxy-allow-from", "10.0.0.1,nowhere"});
+            }),
+            "key 'proxy_allow_ips' (from --proxy-allow-from): cannot use 'nowhere': expected an "
+            "IPv4 or IPv6 address, or '*'");
 }
 
 TEST_F(Build, LastScalarFlagWins) {
