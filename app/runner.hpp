@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "app/app.hpp"
+#include "app/frame_cache.hpp"
 
 namespace qilin::app {
 
@@ -27,6 +28,10 @@ struct Detached {
     std::suspend_never final_suspend() const noexcept { return {}; }
     void return_void() const noexcept {}
     void unhandled_exception() const noexcept { std::terminate(); }
+    static void* operator new(std::size_t size) { return FrameCache::allocate(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept {
+      FrameCache::release(frame, size);
+    }
   };
 };
 
@@ -38,8 +43,11 @@ http::Response internal_error(const http::Request& request, const char* what);
 // this coroutine's frame, so the worker's connection may go away meanwhile:
 // `done` has to find out whether it still exists (e.g. by a generation number).
 template <class Done>
-detail::Detached run_request(const Handler& handler, http::Request request, Context& context,
+detail::Detached run_request(const Handler& handler, http::Request&& request_in, Context& context,
                              Done done) {
+  // Moved into the frame before anything can suspend, so the caller's object
+  // may go at once; one move here, where a by-value parameter costs two.
+  http::Request request = std::move(request_in);
   http::Response response;
   try {
     response = co_await handler(request, context);

@@ -12,6 +12,8 @@
 #include <optional>
 #include <utility>
 
+#include "app/frame_cache.hpp"
+
 namespace qilin::app {
 
 template <class T>
@@ -36,6 +38,11 @@ struct PromiseBase {
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { error = std::current_exception(); }
+  // A handler's frame lives for one request: recycled (see frame_cache.hpp).
+  static void* operator new(std::size_t size) { return FrameCache::allocate(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    FrameCache::release(frame, size);
+  }
 };
 
 }  // namespace detail

@@ -3,19 +3,24 @@
 namespace qilin::http {
 namespace {
 
-char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+// Header lists of answered responses (see recycle_header_list). Bounded: a
+// burst of responses beyond it frees its lists as before.
+constexpr size_t kSpareHeaderLists = 256;
+thread_local std::vector<std::vector<Header>> t_spare_header_lists;
+
+// An empty header list, with the capacity of an earlier response's if one is spare.
+std::vector<Header> take_header_list() {
+  auto& spare = t_spare_header_lists;
+  if (spare.empty()) {
+    if (spare.capacity() == 0) spare.reserve(kSpareHeaderLists);
+    return {};
+  }
+  std::vector<Header> headers = std::move(spare.back());
+  spare.pop_back();
+  return headers;
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
 
 std::string_view Request::path() const noexcept {
   std::string_view t = target;
@@ -51,8 +56,10 @@ std::optional<std::string_view> Request::query_param(std::string_view key) const
 }
 
 Response::Response(int status_code, std::string text, std::string_view content_type)
-    : status(status_code), body(std::move(text)) {
-  headers.push_back({"Content-Type", std::string(content_type)});
+    : status(status_code), headers(take_header_list()), body(std::move(text)) {
+  Header& type = headers.emplace_back();  // filled in place: no temporary Header to move
+  type.name.assign("Content-Type");
+  type.value.assign(content_type);
 }
 
 Response& Response::set(std::string_view name, std::string_view value) {
@@ -68,8 +75,21 @@ Response& Response::set(std::string_view name, std::string_view value) {
       it = headers.erase(it);  // a later duplicate would contradict the new value
     }
   }
-  if (!replaced) headers.push_back({std::string(name), std::string(value)});
+  if (!replaced) {
+    if (headers.capacity() == 0) headers = take_header_list();
+    Header& added = headers.emplace_back();
+    added.name.assign(name);
+    added.value.assign(value);
+  }
   return *this;
+}
+
+void recycle_header_list(std::vector<Header>& headers) noexcept {
+  auto& spare = t_spare_header_lists;
+  // Within the reserved capacity push_back cannot allocate, so cannot throw.
+  if (headers.capacity() == 0 || spare.size() == spare.capacity()) return;
+  headers.clear();
+  spare.push_back(std::move(headers));
 }
 
 std::string_view worker_timeout_response() noexcept {

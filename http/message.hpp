@@ -21,8 +21,19 @@ struct Header {
   std::string value;
 };
 
-// RFC 9110 §5.1: field names are case-insensitive (ASCII only).
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// RFC 9110 §5.1: field names are case-insensitive (ASCII only). Inline: the
+// session and the response writer call it for every field of every message.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    // ASCII letters differ from their other case in bit 0x20 alone.
+    const char x = a[i], y = b[i];
+    if (x == y) continue;
+    const char lower = static_cast<char>(x | 0x20);
+    if (lower != static_cast<char>(y | 0x20) || lower < 'a' || lower > 'z') return false;
+  }
+  return true;
+}
 
 struct Request {
   uint64_t id = 0;  // arrival order within the connection; pass it back to Session::respond
@@ -68,6 +79,12 @@ struct Response {
   Response(int status_code, std::string text, std::string_view content_type = "text/plain");
   Response& set(std::string_view name, std::string_view value);
 };
+
+// For http::Session, once a response's head is written: its header list
+// (emptied, capacity kept) goes to a small per-thread pool that the next
+// Response(status, text, type) or set() on an empty list takes from, so a
+// steady stream of answers allocates no header lists.
+void recycle_header_list(std::vector<Header>& headers) noexcept;
 
 // The whole response a worker's timeout handler writes to the client whose
 // request overran `timeout` (gunicorn's sync worker answers 500 there too).

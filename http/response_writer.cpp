@@ -1,6 +1,8 @@
 #include "http/response_writer.hpp"
 
+#include <array>
 #include <charconv>
+#include <cstring>
 
 #include "http/date.hpp"
 
@@ -78,17 +80,26 @@ std::string_view status_prefix(int status) noexcept {
 
 bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
 
-// A field the head can carry verbatim: a line break would let the app (or
-// whoever fed it the value) inject fields or a second response.
+// What each byte may not be part of: a line break or NUL in either half of
+// a field would let the app (or whoever fed it the value) inject fields or a
+// second response; a name also ends at a colon or whitespace.
+constexpr uint8_t kBadInValue = 1, kBadInName = 2;
+constexpr auto kByteRules = [] {
+  std::array<uint8_t, 256> rules{};
+  for (unsigned char c : {'\r', '\n', '\0'}) rules[c] = kBadInValue | kBadInName;
+  for (unsigned char c : {':', ' ', '\t'}) rules[c] = kBadInName;
+  return rules;
+}();
+
+// A field the head can carry verbatim. The loops have no early exit, so
+// they run a few instructions a byte.
 bool safe_field(const Header& h) noexcept {
   if (h.name.empty()) return false;
-  for (char c : h.name) {
-    if (c == '\r' || c == '\n' || c == '\0' || c == ':' || is_space(c)) return false;
-  }
-  for (char c : h.value) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
+  uint8_t seen = 0;
+  for (char c : h.name) seen |= kByteRules[static_cast<unsigned char>(c)];
+  if (seen != 0) return false;
+  for (char c : h.value) seen |= kByteRules[static_cast<unsigned char>(c)];
+  return (seen & kBadInValue) == 0;
 }
 
 // RFC 9110 §7.6.1: Connection is a comma-separated list of case-insensitive options.
@@ -126,12 +137,28 @@ Owned owned_field(std::string_view name) noexcept {
   }
 }
 
-void append_number(std::string& out, uint64_t n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  (void)ec;  // 24 digits hold any uint64_t
-  out.append(digits, end);
-}
+// Writes through a pointer into room made beforehand. A literal's length is
+// a constant, so its copy compiles to a few moves rather than a call.
+struct Cursor {
+  char* end;
+  template <size_t N>
+  void put(const char (&literal)[N]) noexcept {
+    std::memcpy(end, literal, N - 1);
+    end += N - 1;
+  }
+  void put(std::string_view text) noexcept {
+    std::memcpy(end, text.data(), text.size());
+    end += text.size();
+  }
+  void number(uint64_t n) noexcept {
+    end = std::to_chars(end, end + 20, n).ptr;  // 20 digits hold any uint64_t
+  }
+};
+
+// What write_head may add beyond the prefix, the date and the app's fields:
+// "\r\n" after the date, the longest framing line and the longest ending.
+constexpr size_t kFixedRoom =
+    2 + sizeof("Content-Length: \r\n") - 1 + 20 + sizeof("Connection: keep-alive\r\n\r\n") - 1;
 
 }  // namespace
 
@@ -149,18 +176,27 @@ std::string_view reason_phrase(int status) noexcept {
 
 bool write_head(std::string& out, const HeadSpec& spec, std::span<const Header> app_headers) {
   std::string_view prefix = status_prefix(spec.status);
-  if (!prefix.empty()) {
-    out.append(prefix);
-  } else {
+  char unknown[64];  // "HTTP/1.1 " up to 20 digits " " kServerDate
+  if (prefix.empty()) {
     // RFC 9112 §4: status-code is three digits; the reason phrase may be empty
     // but the space before it may not.
-    out.append("HTTP/1.1 ");
-    append_number(out, static_cast<uint64_t>(spec.status));
-    out.push_back(' ');
-    out.append(kServerDate);
+    Cursor at{unknown};
+    at.put("HTTP/1.1 ");
+    at.number(static_cast<uint64_t>(spec.status));
+    at.put(" ");
+    at.put(kServerDate);
+    prefix = {unknown, static_cast<size_t>(at.end - unknown)};
   }
-  out.append(current_date());
-  out.append("\r\n");
+  // Room for the longest head these fields can make, then one pass of
+  // copies through a pointer; the string is cut to what was written.
+  size_t room = prefix.size() + current_date().size() + kFixedRoom;
+  for (const Header& h : app_headers) room += h.name.size() + h.value.size() + 4;
+  const size_t start = out.size();
+  out.resize(start + room);
+  Cursor at{out.data() + start};
+  at.put(prefix);
+  at.put(current_date());
+  at.put("\r\n");
 
   bool app_close = false;
   for (const Header& h : app_headers) {
@@ -174,20 +210,20 @@ bool write_head(std::string& out, const HeadSpec& spec, std::span<const Header> 
         break;
     }
     if (!safe_field(h)) continue;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
+    at.put(h.name);
+    at.put(": ");
+    at.put(h.value);
+    at.put("\r\n");
   }
 
   switch (spec.framing) {
     case Framing::kLength:
-      out.append("Content-Length: ");
-      append_number(out, spec.content_length);
-      out.append("\r\n");
+      at.put("Content-Length: ");
+      at.number(spec.content_length);
+      at.put("\r\n");
       break;
     case Framing::kChunked:
-      out.append("Transfer-Encoding: chunked\r\n");
+      at.put("Transfer-Encoding: chunked\r\n");
       break;
     case Framing::kNone:
     case Framing::kUntilClose:
@@ -195,12 +231,13 @@ bool write_head(std::string& out, const HeadSpec& spec, std::span<const Header> 
   }
   bool close = spec.close || app_close;
   if (close) {
-    out.append("Connection: close\r\n\r\n");
+    at.put("Connection: close\r\n\r\n");
   } else if (spec.keep_alive_token) {
-    out.append("Connection: keep-alive\r\n\r\n");
+    at.put("Connection: keep-alive\r\n\r\n");
   } else {
-    out.append("\r\n");
+    at.put("\r\n");
   }
+  out.resize(static_cast<size_t>(at.end - out.data()));
   return close;
 }
 

@@ -6,8 +6,9 @@
 // and leave the ring from the front once their bytes are written, so output
 // order is arrival order whatever order respond() is called in. An error
 // response takes the slot of the request it rejects. Slots, and the capacity
-// of their head strings, are reused: a keep-alive request costs the Request's
-// own strings and nothing else.
+// of their head strings, are reused, and so is a Request's header list when
+// the worker hands the request back with its response: a keep-alive request
+// then parses and answers without allocating (short strings live inline).
 //
 // Closing: the connection ends after one slot (end_id). It is fixed by a
 // request that is not persistent, a framing error, a response that says
@@ -124,6 +125,20 @@ bool has_other_coding(std::string_view value) noexcept {
   }
 }
 
+// llhttp_method_name(), with the length known rather than found by strlen
+// on every request.
+std::string_view method_name(uint8_t method) noexcept {
+  switch (method) {
+#define QILIN_METHOD(number, name, text) \
+  case HTTP_##name:                      \
+    return #text;
+    HTTP_ALL_METHOD_MAP(QILIN_METHOD)
+#undef QILIN_METHOD
+    default:
+      return {};  // llhttp reports only methods it knows
+  }
+}
+
 void push_iov(std::vector<iovec>& iov, const char* p, size_t n) {
   if (n != 0) iov.push_back({const_cast<char*>(p), n});
 }
@@ -225,8 +240,9 @@ struct Session::State {
     r.target.clear();
     r.version_minor = 1;
     r.headers.clear();
-    // The previous Request moved out with its vector: one allocation now
-    // instead of one per doubling for a typical header count.
+    // Unless the worker gave the last one back (respond(Request&&, ...)), the
+    // previous Request moved out with its vector: one allocation now instead
+    // of one per doubling for a typical header count.
     if (r.headers.capacity() == 0) r.headers.reserve(8);
     r.body.clear();
     r.keep_alive = true;
@@ -266,7 +282,7 @@ struct Session::State {
 
   int on_method_complete() {
     Slot& s = back();
-    s.request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser.method));
+    s.request.method.assign(method_name(parser.method));
     // An application server has no tunnel to offer (RFC 9110 §9.3.6).
     if (parser.method == HTTP_CONNECT) return fail(501);
     return 0;
@@ -521,6 +537,7 @@ struct Session::State {
     s.head.clear();
     s.head_off = 0;
     close = write_head(s.head, spec, r.headers);
+    recycle_header_list(r.headers);
     // RFC 9110 §9.3.2: HEAD gets GET's head and no content.
     if (content && !s.head_method) {
       if (stream) {
@@ -801,6 +818,18 @@ void Session::respond(uint64_t id, Response&& response) {
   if (slot == nullptr || slot->phase != Phase::kInFlight) return;
   --s.in_flight;
   s.serialize(*slot, response);
+}
+
+void Session::respond(Request&& request, Response&& response) {
+  Slot* slot = state_->find(request.id);
+  if (slot != nullptr && slot->phase == Phase::kInFlight) {
+    // next_request() moved the slot's Request out; begin_request() clears
+    // what comes back and keeps the capacity.
+    slot->request.headers = std::move(request.headers);
+    if (request.target.capacity() > slot->request.target.capacity())
+      slot->request.target.swap(request.target);
+  }
+  respond(request.id, std::move(response));
 }
 
 void Session::refuse_keep_alive() noexcept {

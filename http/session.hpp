@@ -77,6 +77,10 @@ class Session {
   // Answer request `id`. Bytes are released by output() only once every
   // earlier request has been answered. Unknown ids are ignored.
   void respond(uint64_t id, Response&& response);
+  // The same, from a worker that still holds the request and is done with it:
+  // its buffers (the header list above all) are kept for a later request on
+  // this connection, which then parses without allocating.
+  void respond(Request&& request, Response&& response);
   // Every response from now on carries Connection: close and the connection
   // ends after it (the sync worker, max_requests, a saturated pool, shutdown).
   // With complete requests owed, the last of them is the last answered: only

@@ -115,8 +115,9 @@ class EpollWorker final : public Worker {
         spdlog::error("{}", sys::describe("epoll_wait", errno));
         return;
       }
-      now_ = master::monotonic_ms();  // the one clock read of this turn
-      notify();
+      now_ns_ = master::monotonic_ns();  // the one clock read of this turn
+      now_ = now_ns_ / 1'000'000;
+      notify(now_);
       for (int i = 0; i < ready; ++i) dispatch(events_[i]);
       run_queue(ready_, &Connection::queued_read, &EpollWorker::on_readable);
       deadlines_.expire(now_, [this](Ref ref) { on_deadline(ref); });
@@ -249,11 +250,11 @@ class EpollWorker final : public Worker {
     while (auto request = c.session->next_request()) {
       // Runs the handler now; `done` runs now too, or later from the deadline
       // heap if the handler suspended. The connection may be gone by then.
-      app::run_request(app_, std::move(*request), context_,
-                       [this, ref, started = master::monotonic_ns()](http::Request& done,
-                                                                     http::Response&& response) {
-                         on_response(ref, done, std::move(response), started);
-                       });
+      app::run_request(
+          app_, std::move(*request), context_,
+          [this, ref, started = now_ns_](http::Request& done, http::Response&& response) {
+            on_response(ref, done, std::move(response), started);
+          });
     }
   }
 
@@ -263,7 +264,7 @@ class EpollWorker final : public Worker {
     // max_requests reached: this response already says close; run() stops
     // the others at the top of the next turn (alive() is false).
     if (!request_done(request, response, c->peer, started_ns)) c->session->refuse_keep_alive();
-    c->session->respond(request.id, std::move(response));
+    c->session->respond(std::move(request), std::move(response));
     enqueue(dirty_, &Connection::dirty, *c);
   }
 
@@ -500,7 +501,8 @@ class EpollWorker final : public Worker {
   bool stopping_ = false;
   int64_t accept_retry_ms_ = 0;
   int64_t timer_ms_[kTimers] = {-1, 0, 0, kSendTimeoutMs, kLingerMs};  // by Timer; -1: none
-  int64_t now_ = 0;  // monotonic ms, read once per turn
+  int64_t now_ = 0;     // monotonic ms, read once per turn
+  int64_t now_ns_ = 0;  // the same reading in ns: when this turn's requests started
   DeadlineQueue deadlines_;
   LoopContext context_{deadlines_, now_};
   epoll_event events_[kMaxEvents];

@@ -123,8 +123,9 @@ class IoUringWorker final : public Worker {
   void run() override {
     add_wakeup();
     while (!quick_exit()) {
-      now_ms_ = master::monotonic_ms();
-      notify();
+      now_ns_ = master::monotonic_ns();  // the one clock read of this turn
+      now_ms_ = now_ns_ / 1'000'000;
+      notify(now_ms_);
       deadlines_.expire(now_ms_, [this](Ref ref) { on_deadline(ref); });
       if (!alive() && !stopping_) begin_stopping();
       flush();
@@ -304,14 +305,13 @@ class IoUringWorker final : public Worker {
   }
 
   // ---- start or resume the app ----
-  void start(Ref ref, http::Request request) {
+  void start(Ref ref, http::Request&& request) {
     // Now, or later from the deadline heap; the client may have left meanwhile.
-    auto answer = [this, ref, started = master::monotonic_ns()](http::Request& done,
-                                                                http::Response&& response) {
+    auto answer = [this, ref, started = now_ns_](http::Request& done, http::Response&& response) {
       Connection* c = find(ref);
       if (c == nullptr || c->closing) return;
       if (!request_done(done, response, c->peer, started)) c->session.refuse_keep_alive();
-      c->session.respond(done.id, std::move(response));
+      c->session.respond(std::move(done), std::move(response));
       touch(*c, ref);
     };
     app::run_request(app_, std::move(request), context_, answer);
@@ -595,7 +595,8 @@ class IoUringWorker final : public Worker {
   bool stopping_ = false;
 
   DeadlineQueue deadlines_;
-  int64_t now_ms_ = master::monotonic_ms();
+  int64_t now_ns_ = master::monotonic_ns();  // read once per turn: when its requests started
+  int64_t now_ms_ = now_ns_ / 1'000'000;
   LoopContext context_{deadlines_, now_ms_};
 };
 

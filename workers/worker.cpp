@@ -196,8 +196,7 @@ void Worker::boot() {
   spdlog::info("Booting worker with pid: {} ({})", ::getpid(), config_.worker_class);
 }
 
-void Worker::notify() {
-  const int64_t now = master::monotonic_ms();
+void Worker::notify(int64_t now) {
   slot_.heartbeat_ms.store(now, std::memory_order_relaxed);
   http::refresh_date(std::time(nullptr));
   if (now - last_second_ms_ < 1000) return;

@@ -79,8 +79,9 @@ class Worker {
 
   // ---- services for run() ----
   // Heartbeat, Date cache, access-log flush. Once per loop turn, or at least
-  // once a second; cheap (a clock read and a store).
-  void notify();
+  // once a second; cheap (a clock read and a store). A loop that has just
+  // read the monotonic clock passes it in and saves the read.
+  void notify(int64_t now_ms = master::monotonic_ms());
   // False after TERM, INT/QUIT or max_requests: stop accepting, finish what
   // was accepted, close idle keep-alive connections.
   bool alive() const noexcept;
@@ -97,9 +98,12 @@ class Worker {
   // Once per answered request, before Session::respond(): access log and
   // counters (requests, response body bytes, and, given `started_ns`, the
   // latency histogram). `started_ns` is master::monotonic_ns() read when
-  // Session::next_request() handed the request out; 0 leaves the request out
-  // of the histogram. Returns false when this was the worker's last request
-  // (max_requests): the worker should refuse keep-alive from now on.
+  // Session::next_request() handed the request out, or, in an event loop,
+  // when the turn that handed it out began (one clock read a turn, not one a
+  // request; the latency then includes the wait behind that turn's earlier
+  // requests); 0 leaves the request out of the histogram. Returns false
+  // when this was the worker's last request (max_requests): the worker
+  // should refuse keep-alive from now on.
   bool request_done(const http::Request& request, const http::Response& response,
                     std::string_view peer, int64_t started_ns = 0);
   // Once per accepted connection.

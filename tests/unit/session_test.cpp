@@ -603,6 +603,39 @@ TEST_F(SessionTest, PipelinedResponsesLeaveInRequestOrder) {
   EXPECT_TRUE(s.idle());
 }
 
+// respond(Request&&, ...) hands the request's buffers back for reuse: the
+// requests that follow on the connection, and the responses written with
+// recycled header lists, must carry only their own fields.
+TEST_F(SessionTest, RecycledBuffersCarryNothingOver) {
+  Session s(Limits{});
+  s.feed(
+      "GET /first HTTP/1.1\r\nHost: x\r\nX-Only-First: 1\r\nCookie: a=b\r\n\r\n"
+      "POST /second HTTP/1.1\r\nHost: y\r\nContent-Length: 2\r\n\r\nhi");
+  Request first = take(s);
+  EXPECT_TRUE(first.header("x-only-first"));
+  Response answer(200, "one");
+  answer.set("X-Answer", "first");
+  s.respond(std::move(first), std::move(answer));
+  auto out = parse_responses(drain(s));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].body, "one");
+
+  Request second = take(s);
+  EXPECT_EQ(second.target, "/second");
+  EXPECT_EQ(second.body, "hi");
+  EXPECT_FALSE(second.header("x-only-first"));
+  EXPECT_FALSE(second.header("cookie"));
+  EXPECT_EQ(second.header("host"), "y");
+  s.respond(std::move(second), Response(201, "two"));
+  const std::string bytes = drain(s);
+  EXPECT_EQ(bytes.find("X-Answer"), std::string::npos) << bytes;
+  out = parse_responses(bytes);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].status, 201);
+  EXPECT_EQ(out[0].body, "two");
+  EXPECT_TRUE(s.idle());
+}
+
 TEST_F(SessionTest, ErrorWaitsBehindEarlierResponse) {
   Session s(Limits{});
   s.feed("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n\x01garbage\r\n\r\n");
