@@ -1,66 +1,66 @@
 #!/usr/bin/env bash
-# make bench: every worker class beside nginx, in one run, on loopback.
+# make bench: every qilin worker class beside nginx and gunicorn, on loopback.
 #
-# The server (qilin with one worker, or nginx with one worker process) is
-# pinned to core 0 and wrk to core 1, so the two never fight for a core. Each
-# scenario runs BENCH_RUNS times and the report quotes medians; the server's
-# CPU time per request comes from /proc/PID/stat (utime + stime of master and
-# workers) over the run. Writes bench/results/latest.md (and a dated copy).
+# The server (one worker process: qilin -w 1, nginx worker_processes 1,
+# gunicorn -w 1) is pinned to core 0 and wrk to core 1, so the two never
+# fight for a core. Each scenario runs BENCH_RUNS times and the report quotes
+# medians; the server's CPU time per request comes from /proc/PID/stat
+# (utime + stime of master and workers) over the run. For qilin, the
+# scoreboard's IO counters (/status.json before and after each run, see
+# bench/status_delta.py) give the IO model's cost per request. A plaintext
+# concurrency sweep feeds two plots. Writes bench/results/latest.md (and a
+# dated copy), throughput.png and p99.png. Servers: bench/servers.sh; report:
+# bench/report.py; plots: bench/plot.gp.
 #
 #   bench/run.sh [QILIN_BINARY]
-#   BENCH_CLASSES="epoll io_uring" BENCH_SECONDS=5 BENCH_RUNS=5 bench/run.sh
+#   BENCH_SECONDS=1 BENCH_RUNS=1 BENCH_SERVERS="epoll gunicorn-gthread" BENCH_SWEEP="1 64" bench/run.sh
+#
+# Knobs (environment):
+#   BENCH_CLASSES    qilin worker classes                  sync threaded epoll io_uring
+#   BENCH_SERVERS    every server, in report order         nginx, the classes, gunicorn-sync gunicorn-gthread
+#   BENCH_SCENARIOS  scenarios to run                      plaintext pipelined-16 sleep-10ms block-10ms static-64k idle
+#   BENCH_SWEEP      plaintext concurrencies for the plots 1 4 16 64 256 (empty: no sweep, no plots)
+#   BENCH_SECONDS    seconds per wrk run                   3
+#   BENCH_RUNS       runs per scenario and sweep point     3
+#   BENCH_IDLE       idle keep-alive connections           10000
+#   BENCH_RESULTS    where the report and plots go         bench/results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QILIN=${1:-build/release/cmd/qilin}
 IDLE_CLIENTS=${IDLE_CLIENTS:-$(dirname "$(dirname "$QILIN")")/bench/idle_clients}
-read -r -a CLASSES <<<"${BENCH_CLASSES:-sync threaded epoll io_uring}"
+CLASSES=${BENCH_CLASSES:-sync threaded epoll io_uring}
+read -r -a SERVERS <<<"${BENCH_SERVERS:-nginx $CLASSES gunicorn-sync gunicorn-gthread}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-plaintext pipelined-16 sleep-10ms block-10ms static-64k idle}"
+read -r -a SWEEP <<<"${BENCH_SWEEP-1 4 16 64 256}"
 RUN_SECONDS=${BENCH_SECONDS:-3}
 RUNS=${BENCH_RUNS:-3}
 IDLE=${BENCH_IDLE:-10000}
+RESULTS=${BENCH_RESULTS:-bench/results}
 SERVER_CORE=0
 CLIENT_CORE=1
 PORT=${BENCH_PORT:-18080}
+STATUS_PORT=$((PORT + 1))
 TICKS=$(getconf CLK_TCK)
 
 work=$(mktemp -d /tmp/qilin-bench-XXXXXX)
-server_pid=""
-rows="$work/rows"
-idle_rows="$work/idle_rows"
+rows="$work/rows"              # scenario|server|req/s|p50|p99|CPU|sys/req|req/wake|compl/submit|ctx-sw/req|errors|non-2xx
+idle_rows="$work/idle_rows"    # server|opened|still open|KiB per connection|req/s|errors|non-2xx
+sweep_rows="$work/sweep_rows"  # same columns as rows, scenario = plaintext-cN
+skipped="$work/skipped"        # scenario|server|why
 : >"$rows"
 : >"$idle_rows"
+: >"$sweep_rows"
+: >"$skipped"
 
-stop_server() {
-  [[ -n "$server_pid" ]] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
+die() { echo "bench: $*" >&2; exit 1; }
+source bench/servers.sh
 cleanup() { stop_server; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-die() { echo "bench: $*" >&2; exit 1; }
 [[ -x "$QILIN" ]] || die "no qilin binary at $QILIN (run make build)"
 command -v wrk >/dev/null || die "wrk is not installed (deploy/install-deps.sh installs it)"
-
-wait_until_serving() {
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && return 0
-    kill -0 "$server_pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-# The server and every process it forked.
-server_pids() {
-  local pids="$server_pid"
-  local children="/proc/$server_pid/task/$server_pid/children"
-  [[ -r "$children" ]] && pids+=" $(cat "$children")"
-  echo $pids
-}
+command -v python3 >/dev/null || die "python3 is not installed (the report is written by bench/report.py)"
 
 cpu_ticks() {
   local total=0 pid
@@ -79,36 +79,6 @@ rss_kib() {
   echo "$total"
 }
 
-start_qilin() {
-  taskset -c "$SERVER_CORE" "$QILIN" -k "$1" -w 1 --threads 4 --worker-connections 20000 \
-    --keep-alive 75 --backlog 4096 -b "127.0.0.1:$PORT" --log-level warning \
-    --error-logfile "$work/qilin-$1.log" demo &
-  server_pid=$!
-  wait_until_serving || { cat "$work/qilin-$1.log" >&2; die "qilin -k $1 did not start"; }
-}
-
-start_nginx() {
-  cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_timeout 75;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$PORT backlog=4096;
-    location / { return 200 "Hello, World!"; }
-  }
-}
-NGINX
-  taskset -c "$SERVER_CORE" nginx -p "$work" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
-  server_pid=$!
-  wait_until_serving || { cat "$work/nginx-error.log" >&2; die "nginx did not start"; }
-}
-
 # Between runs: wrk leaves connections in the server's backlog (sync, with
 # 200 clients, has two seconds of them); the next run must not pay for them.
 wait_quiet() {
@@ -118,33 +88,48 @@ wait_quiet() {
   done
 }
 
+status_json() { curl -sf -o "$1" "http://127.0.0.1:$STATUS_PORT/status.json"; }
+
 # field NAME LINE → the value of NAME=... in a RESULT line
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# The median of a column of numbers; "-" (not applicable) if any is "-".
+median() {
+  sort -g | awk '$1 == "-" {dash = 1} {v[NR] = $1}
+    END {print dash ? "-" : (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
+}
 
-# scenario SERVER NAME -- WRK ARGS... : RUNS runs, one row of medians
-scenario() {
-  local server=$1 name=$2; shift 3
+# measure OUT SERVER NAME -- WRK ARGS... : RUNS runs, one row of medians in OUT
+measure() {
+  local into=$1 server=$2 name=$3; shift 4
   local out="$work/runs" errors=0 non2xx=0
   : >"$out"
   for _ in $(seq "$RUNS"); do
-    local before after line requests
+    local before after line requests io="- - - -"
     wait_quiet
+    is_qilin "$server" && status_json "$work/before.json"
     before=$(cpu_ticks)
     line=$(taskset -c "$CLIENT_CORE" wrk --timeout 10s -d "${RUN_SECONDS}s" "$@" | grep '^RESULT' || true)
     after=$(cpu_ticks)
     [[ -n "$line" ]] || die "wrk printed no result for $server $name"
+    if is_qilin "$server"; then
+      sleep 1.1 # the workers' once-a-second sample of their context switches
+      status_json "$work/after.json"
+      io=$(python3 bench/status_delta.py "$work/before.json" "$work/after.json")
+    fi
     requests=$(field requests "$line")
     errors=$((errors + $(field socket_errors "$line")))
     non2xx=$((non2xx + $(field non2xx "$line")))
+    # CPU per request; "-" under 5 clock ticks, too few to divide.
     awk -v r="$(field rps "$line")" -v p50="$(field p50_us "$line")" -v p99="$(field p99_us "$line")" \
-        -v ticks=$((after - before)) -v hz="$TICKS" -v n="$requests" \
-        'BEGIN {printf "%s %s %s %.2f\n", r, p50, p99, (n > 0 ? ticks / hz * 1e6 / n : 0)}' >>"$out"
+        -v ticks=$((after - before)) -v hz="$TICKS" -v n="$requests" -v io="$io" 'BEGIN {
+          cpu = (n > 0 && ticks >= 5) ? sprintf("%.2f", ticks / hz * 1e6 / n) : "-"
+          print r, p50, p99, cpu, io
+        }' >>"$out"
   done
-  printf '%s|%s|%s|%s|%s|%s|%s|%s\n' "$name" "$server" \
-    "$(cut -d' ' -f1 "$out" | median)" "$(cut -d' ' -f2 "$out" | median)" \
-    "$(cut -d' ' -f3 "$out" | median)" "$(cut -d' ' -f4 "$out" | median)" "$errors" "$non2xx" >>"$rows"
-  echo "  $name: $(tail -n1 "$rows")" >&2
+  local columns="$name|$server" column
+  for column in 1 2 3 4 5 6 7 8; do columns+="|$(cut -d' ' -f$column "$out" | median)"; done
+  echo "$columns|$errors|$non2xx" >>"$into"
+  echo "  $name: $(tail -n1 "$into")" >&2
 }
 
 # Many idle keep-alive connections held open while a small load runs.
@@ -172,65 +157,68 @@ idle_scenario() {
   echo "  idle: $(tail -n1 "$idle_rows")" >&2
 }
 
+# Why SCENARIO does not apply to SERVER (printed), or nothing: it applies.
+why_not() {
+  local server=$1 scenario=$2
+  case "$scenario:$server" in
+    pipelined-16:sync | pipelined-16:gunicorn-sync | idle:sync | idle:gunicorn-sync)
+      echo "answers one request per connection (Connection: close): no keep-alive to pipeline on or hold idle" ;;
+    pipelined-16:gunicorn-gthread)
+      echo "answers only the first request of a pipelined batch, then waits for new bytes on the socket (50 responses in 2 s from 50 connections)" ;;
+    sleep-10ms:nginx | block-10ms:nginx) echo "no application to sleep in" ;;
+    idle:*) [[ -x "$IDLE_CLIENTS" ]] || echo "bench/idle_clients is not built (cmake target idle_clients)" ;;
+  esac
+}
+
 pipelined_script="$work/pipelined.lua"
 cat bench/pipeline.lua bench/report.lua >"$pipelined_script"
 
 bench_server() {
-  local server=$1 url="http://127.0.0.1:$PORT"
+  local server=$1 url="http://127.0.0.1:$PORT" scenario reason c
   echo "$server:" >&2
-  scenario "$server" plaintext -- -t1 -c50 -s bench/report.lua "$url/"
-  # sync answers one request per connection (Connection: close): pipelining
-  # and idle keep-alive connections do not apply to it.
-  [[ "$server" == sync ]] || scenario "$server" "pipelined-16" -- -t1 -c50 -s "$pipelined_script" "$url/" -- 16
-  [[ "$server" == nginx ]] || scenario "$server" "sleep-10ms" -- -t1 -c200 -s bench/report.lua "$url/sleep?ms=10"
-  [[ "$server" == sync || ! -x "$IDLE_CLIENTS" ]] || idle_scenario "$server" "$url/"
+  for scenario in "${SCENARIOS[@]}"; do
+    reason=$(why_not "$server" "$scenario")
+    if [[ -n "$reason" ]]; then
+      echo "$scenario|$server|$reason" >>"$skipped"
+      continue
+    fi
+    case "$scenario" in
+      plaintext) measure "$rows" "$server" plaintext -- -t1 -c50 -s bench/report.lua "$url/" ;;
+      pipelined-16) measure "$rows" "$server" pipelined-16 -- -t1 -c50 -s "$pipelined_script" "$url/" -- 16 ;;
+      # The same 10 ms, two ways: /sleep lets an event loop serve others while
+      # it waits, /block holds whatever runs the handler (process, thread, loop).
+      sleep-10ms) measure "$rows" "$server" sleep-10ms -- -t1 -c200 -s bench/report.lua "$url/sleep?ms=10" ;;
+      block-10ms) measure "$rows" "$server" block-10ms -- -t1 -c50 -s bench/report.lua "$url/block?ms=10" ;;
+      static-64k) measure "$rows" "$server" static-64k -- -t1 -c50 -s bench/report.lua "$url/static/64k.bin" ;;
+      idle) idle_scenario "$server" "$url/" ;;
+      *) die "unknown scenario $scenario (BENCH_SCENARIOS)" ;;
+    esac
+  done
+  for c in "${SWEEP[@]}"; do
+    measure "$sweep_rows" "$server" "plaintext-c$c" -- -t1 -c"$c" -s bench/report.lua "$url/"
+  done
 }
 
-start_nginx
-bench_server nginx
-stop_server
-for class in "${CLASSES[@]}"; do
-  if ! "$QILIN" --check-config -k "$class" >/dev/null 2>&1; then
-    echo "skipping $class: not a worker class of this build" >&2
-    continue
-  fi
-  start_qilin "$class"
-  bench_server "$class"
+make_static_file
+chmod 755 "$work" # nginx's worker runs as nobody and must reach $work/static
+for server in "${SERVERS[@]}"; do
+  available "$server" || continue
+  start_server "$server"
+  bench_server "$server"
   stop_server
 done
 
-# ---- the report ----
-mkdir -p bench/results
-report="bench/results/latest.md"
-{
-  echo "# qilin benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
-  echo "Server pinned to core $SERVER_CORE (one worker process), wrk pinned to core $CLIENT_CORE;"
-  echo "$RUNS runs of ${RUN_SECONDS} s per scenario, medians. CPU µs/req = server utime+stime per request."
-  echo "App: qilin's built-in \`demo\` (\`/\` answers \`Hello, World!\`); nginx: \`return 200 \"Hello, World!\"\`."
-  echo
-  echo "| scenario | server | req/s | vs nginx | p50 (µs) | p99 (µs) | CPU µs/req | socket errors | non-2xx |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F'|' '
-    { row[NR] = $0; if ($2 == "nginx") ref[$1] = $3 }
-    END {
-      for (i = 1; i <= NR; i++) {
-        split(row[i], f, "|")
-        ratio = (f[1] in ref && ref[f[1]] > 0) ? sprintf("%.2fx", f[3] / ref[f[1]]) : "—"
-        # wrk reports no p99 for pipelined runs (its per-batch latency): say so, not 0.
-        p99 = f[5] > 0 ? sprintf("%d", f[5]) : "—"
-        printf "| %s | %s | %.0f | %s | %d | %s | %.2f | %d | %d |\n", f[1], f[2], f[3], ratio, f[4], p99, f[6], f[7], f[8]
-      }
-    }' "$rows" | sort -t'|' -k2,2 -s
-  if [[ -s "$idle_rows" ]]; then
-    echo
-    echo "Idle keep-alive connections: $IDLE held open by bench/idle_clients while wrk -c50 runs for 3 s."
-    echo
-    echo "| server | opened | still open after 8 s | RSS KiB per idle connection | req/s under load | socket errors | non-2xx |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
-    awk -F'|' '{printf "| %s | %s | %s | %s | %.0f | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$idle_rows"
+mkdir -p "$RESULTS"
+report="$RESULTS/latest.md"
+python3 bench/report.py --rows "$rows" --idle-rows "$idle_rows" --sweep-rows "$sweep_rows" \
+  --skipped "$skipped" --runs "$RUNS" --seconds "$RUN_SECONDS" --idle "$IDLE" \
+  --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --sweep-data "$work/sweep.dat" >"$report"
+cp "$report" "$RESULTS/$(date -u +%Y-%m-%d).md"
+if [[ -s "$sweep_rows" ]]; then
+  if command -v gnuplot >/dev/null; then
+    gnuplot -e "data='$work/sweep.dat'; out='$RESULTS'" bench/plot.gp
+  else
+    echo "bench: gnuplot is not installed: no plots" >&2
   fi
-} >"$report"
-cp "$report" "bench/results/$(date -u +%Y-%m-%d).md"
+fi
 cat "$report"
