@@ -66,6 +66,10 @@ const std::array flag_table{
          "each worker binds its own SO_REUSEPORT socket; the kernel balances connections"},
     Flag{"--status-bind", "status_bind", "ADDR",
          "serve /metrics, /status.json and a status page on this address (off when empty)"},
+    Flag{"--statsd-host", "statsd_host", "HOST:PORT",
+         "send gunicorn's StatsD metrics over UDP to this address once a second (off when empty)"},
+    Flag{"--statsd-prefix", "statsd_prefix", "PREFIX",
+         "prefix for the StatsD metric names, joined with a dot"},
     Flag{"APP", "app", "APP", "application: a built-in name or the path of a shared library"},
 };
 

@@ -75,6 +75,8 @@ const std::array key_table{
     Key{.name = "proxy_allow_ips", .field = &Config::proxy_allow_ips, .comma_separated = true},
     Key{.name = "reuse_port", .field = &Config::reuse_port},
     Key{.name = "status_bind", .field = &Config::status_bind},
+    Key{.name = "statsd_host", .field = &Config::statsd_host},
+    Key{.name = "statsd_prefix", .field = &Config::statsd_prefix},
 };
 
 constexpr std::array<std::string_view, 5> log_levels{"debug", "info", "warning", "error",
@@ -382,7 +384,21 @@ std::optional<BindAddress> parse_bind(std::string_view text) {
   return BindAddress{.kind = BindAddress::Kind::Tcp4, .host = std::string(host), .port = *port};
 }
 
+std::optional<BindAddress> parse_statsd_host(std::string_view text) {
+  constexpr std::string_view statsd_port = ":8125";
+  const bool bracketed = text.starts_with('[');
+  const bool has_port = bracketed ? !text.ends_with(']') : text.find(':') != std::string_view::npos;
+  const std::string with_port =
+      has_port ? std::string(text) : std::string(text) + std::string(statsd_port);
+  if (with_port.starts_with("unix:")) return std::nullopt;
+  auto address = parse_bind(with_port);
+  if (!address || address->port == 0) return std::nullopt;
+  return address;
+}
+
 void validate_status_bind(const Config& config, std::string_view origin);
+void validate_statsd(const Config& config, std::string_view host_origin,
+                     std::string_view prefix_origin);
 
 void validate(const Config& config, std::span<const std::string_view> worker_classes) {
   auto origin_of = [&config](std::string_view key) -> std::string_view {
@@ -425,6 +441,7 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
       fail(origin_of("proxy_allow_ips"), "proxy_allow_ips",
            fmt::format("cannot use '{}': expected an IPv4 or IPv6 address, or '*'", address));
   }
+  validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
   for (const std::string& address : config.bind) {
     if (!parse_bind(address)) {
       fail(origin_of("bind"), "bind",
@@ -441,6 +458,24 @@ void validate_status_bind(const Config& config, std::string_view origin) {
     fail(origin, "status_bind", fmt::format("cannot use '{}': expected an address like bind's", config.status_bind));
   if (std::ranges::find(config.bind, config.status_bind) != config.bind.end())
     fail(origin, "status_bind", "must differ from every bind address: status is never served on the app's port");
+}
+
+void validate_statsd(const Config& config, std::string_view host_origin,
+                     std::string_view prefix_origin) {
+  if (!config.statsd_host.empty() && !parse_statsd_host(config.statsd_host))
+    fail(host_origin, "statsd_host",
+         fmt::format("cannot use '{}': expected HOST[:PORT] (IPv4 address or localhost) or "
+                     "[IPv6 address][:PORT], with PORT 1-65535 (8125 when left out)",
+                     config.statsd_host));
+  // A StatsD line is NAME:VALUE|TYPE[|@RATE], one per line.
+  const bool delimits = std::ranges::any_of(config.statsd_prefix, [](char c) {
+    return c == ':' || c == '|' || c == '@' || std::isspace(static_cast<unsigned char>(c)) ||
+           std::iscntrl(static_cast<unsigned char>(c));
+  });
+  if (delimits)
+    fail(prefix_origin, "statsd_prefix",
+         fmt::format("cannot use '{}': ':', '|', '@' and white space delimit StatsD lines",
+                     config.statsd_prefix));
 }
 
 std::string to_yaml(const Config& config) {

@@ -43,6 +43,8 @@ struct Config {
   std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
   bool reuse_port = false;   // each worker binds its own SO_REUSEPORT socket (TCP binds)
   std::string status_bind;   // the status listener (/metrics, /status.json, /); empty: off
+  std::string statsd_host;   // HOST[:PORT] of a StatsD server (UDP); empty: off
+  std::string statsd_prefix; // joined to gunicorn's metric names with a dot
 
   // Where each key given in YAML was written: "FILE:LINE:COLUMN". Lets checks
   // made later (e.g. an unknown worker class) point at the line.
@@ -71,6 +73,12 @@ struct BindAddress {
 // "HOST:PORT" (IPv4 literal or localhost), "[V6ADDR]:PORT" or "unix:PATH";
 // port 1..65535. Anything else (host names, a missing port) is nullopt.
 std::optional<BindAddress> parse_bind(std::string_view text);
+
+// statsd_host, as gunicorn reads it: "HOST[:PORT]" (IPv4 address or
+// localhost) or "[V6ADDR][:PORT]", PORT 1..65535, StatsD's 8125 when left
+// out. A destination, so no port 0 and no unix: path (gunicorn's datagram
+// sockets are not supported). Anything else is nullopt.
+std::optional<BindAddress> parse_statsd_host(std::string_view text);
 
 // Parse YAML text into `into` (keys absent from the text keep their value).
 // Throws ConfigError for syntax errors, unknown keys, wrong types.

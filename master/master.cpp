@@ -341,6 +341,10 @@ void Master::handle_hup() {
       spdlog::error("status listener off: cannot listen: {}", error.what());
     }
   }
+  // The status process took its StatsD settings at fork: a new one takes the new ones.
+  if (config_.statsd_host != previous.statsd_host ||
+      config_.statsd_prefix != previous.statsd_prefix)
+    stop_status();
   target_workers_ = config_.workers;
   ++generation_;
   next_spawn_ms_ = 0;
@@ -590,6 +594,14 @@ void Master::manage_workers() {
 }
 
 void Master::spawn_status() {
+  StatusOptions options;
+  if (status_listener_.fd) options.listener = status_listener_.fd.get();
+  if (auto statsd = config::parse_statsd_host(config_.statsd_host))
+    options.statsd = StatsdSettings{.ipv6 = statsd->kind == config::BindAddress::Kind::Tcp6,
+                                    .host = statsd->host,
+                                    .port = statsd->port,
+                                    .prefix = config_.statsd_prefix,
+                                    .count_from_start = !status_spawned_};
   spdlog::default_logger()->flush();
   const pid_t master = ::getpid();
   pid_t pid = ::fork();
@@ -598,7 +610,7 @@ void Master::spawn_status() {
     return;
   }
   if (pid == 0) {
-    // The child holds no client socket: only the status listener.
+    // The child holds no client socket: only the status listener, if any.
     signal_pipe_read_.reset();
     signal_pipe_write_.reset();
     listeners_.clear();
@@ -609,7 +621,7 @@ void Master::spawn_status() {
     spdlog::info("Status process started (pid: {})", ::getpid());
     int code = 1;
     try {
-      code = run_status_server(status_listener_.fd.get(), scoreboard_, master);
+      code = run_status_server(options, scoreboard_, master);
     } catch (const std::exception& error) {
       spdlog::error("status process: {}", error.what());
     }
@@ -617,12 +629,12 @@ void Master::spawn_status() {
     ::_exit(code);
   }
   status_pid_ = pid;
+  status_spawned_ = true;
 }
 
 void Master::manage_status() {
-  if (exit_code_ || status_pid_ != 0 || !status_listener_.fd ||
-      monotonic_ms() < next_status_spawn_ms_)
-    return;
+  const bool wanted = status_listener_.fd || !config_.statsd_host.empty();
+  if (exit_code_ || status_pid_ != 0 || !wanted || monotonic_ms() < next_status_spawn_ms_) return;
   spawn_status();
 }
 

@@ -16,7 +16,8 @@
 // status_bind: the master binds the status listener and forks a status
 // process to serve it (status_server.hpp), respawned if it dies, stopped first
 // on TERM. It reads the scoreboard, where reap_workers records every restart
-// with its reason (crash, timeout, max_requests, reload).
+// with its reason (crash, timeout, max_requests, reload). statsd_host alone
+// also starts the status process, which then only sends StatsD datagrams.
 #pragma once
 
 #include <sys/types.h>
@@ -119,6 +120,7 @@ class Master {
   sys::Listener status_listener_;  // bound when status_bind is set
   pid_t status_pid_ = 0;
   int64_t next_status_spawn_ms_ = 0;
+  bool status_spawned_ = false;  // a respawned one must not resend StatsD counts
 
   pid_t new_master_pid_ = 0;  // the upgraded master this one started (USR2)
   pid_t upgrading_from_ = 0;  // the master that started this one, until it exits

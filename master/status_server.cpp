@@ -1,7 +1,8 @@
 // The status process's loop (see status_server.hpp):
 //
 //   loop:
-//     once a second: is the master alive? sample the scoreboard (rates, p99 history)
+//     once a second: is the master alive? sample the scoreboard (rates, p99
+//       history, and the StatsD window when statsd_host is set)
 //     poll(listener + connections, until the next second)
 //     readable: recv → Session::feed; each request → status_response(snapshot)
 //     writable: sendmsg(Session::output())
@@ -21,6 +22,7 @@
 #include <cerrno>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "http/date.hpp"
@@ -45,8 +47,10 @@ struct Connection {
 
 class StatusServer {
  public:
-  StatusServer(int listener, const Scoreboard& scoreboard, pid_t master_pid)
-      : listener_(listener), scoreboard_(scoreboard), master_pid_(master_pid) {}
+  StatusServer(const StatusOptions& options, const Scoreboard& scoreboard, pid_t master_pid)
+      : listener_(options.listener), scoreboard_(scoreboard), master_pid_(master_pid) {
+    if (options.statsd) statsd_.emplace(*options.statsd);
+  }
 
   int run() {
     int64_t next_sample_ms = 0;
@@ -55,12 +59,15 @@ class StatusServer {
       int64_t now = monotonic_ms();
       if (now >= next_sample_ms) {
         if (::getppid() != master_pid_) return 0;
-        history_.sample(take_snapshot(scoreboard_, realtime_ms(), now));
+        const Snapshot snapshot = take_snapshot(scoreboard_, realtime_ms(), now);
+        history_.sample(snapshot);
+        if (statsd_) statsd_->report(snapshot);
         next_sample_ms = now + kSampleMs;
       }
       std::erase_if(connections_, [&](const auto& c) { return c->deadline_ms <= now; });
 
       watched.clear();
+      // Without a listener (-1) poll ignores the entry and reports nothing.
       watched.push_back({.fd = listener_, .events = POLLIN, .revents = 0});
       for (const auto& c : connections_) {
         short events = 0;
@@ -156,14 +163,16 @@ class StatusServer {
   pid_t master_pid_;
   http::Limits limits_;
   StatusHistory history_;
+  std::optional<StatsdClient> statsd_;
   std::vector<std::unique_ptr<Connection>> connections_;
   char buffer_[16 * 1024];
 };
 
 }  // namespace
 
-int run_status_server(int listener, const Scoreboard& scoreboard, pid_t master_pid) {
-  return StatusServer(listener, scoreboard, master_pid).run();
+int run_status_server(const StatusOptions& options, const Scoreboard& scoreboard,
+                      pid_t master_pid) {
+  return StatusServer(options, scoreboard, master_pid).run();
 }
 
 }  // namespace qilin::master

@@ -2,7 +2,9 @@
 // slot, not counted in `workers`), respawned by the master when it dies. It
 // serves GET /metrics, /status.json and / on the status listener the master
 // bound, from the scoreboard mapping it inherited across fork; the master
-// itself never touches a client socket.
+// itself never touches a client socket. With statsd_host it also sends the
+// second's StatsD datagrams (statsd.hpp) from the sample it takes anyway; with
+// statsd_host alone it runs for that only and listens on nothing.
 //
 // IO model: one poll loop over the listener and a few connections,
 // non-blocking, keep-alive, through the same http::Session as the workers.
@@ -14,12 +16,20 @@
 
 #include <sys/types.h>
 
+#include <optional>
+
 #include "master/scoreboard.hpp"
+#include "master/statsd.hpp"
 
 namespace qilin::master {
 
+struct StatusOptions {
+  int listener = -1;  // non-blocking; -1: no status listener (StatsD only)
+  std::optional<StatsdSettings> statsd;
+};
+
 // Runs in the status process until the master `master_pid` is gone; returns
-// the exit code. `listener` is non-blocking.
-int run_status_server(int listener, const Scoreboard& scoreboard, pid_t master_pid);
+// the exit code.
+int run_status_server(const StatusOptions& options, const Scoreboard& scoreboard, pid_t master_pid);
 
 }  // namespace qilin::master

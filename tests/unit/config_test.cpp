@@ -116,6 +116,8 @@ errorlog: /var/log/qilin.err
 loglevel: debug
 pidfile: /run/qilin.pid
 forwarded_allow_ips: "*"
+statsd_host: localhost:9125
+statsd_prefix: web
 )");
   EXPECT_THAT(config.bind, ElementsAre("0.0.0.0:80", "[::]:80"));
   EXPECT_EQ(config.workers, 4);
@@ -139,7 +141,9 @@ forwarded_allow_ips: "*"
   EXPECT_EQ(config.loglevel, "debug");
   EXPECT_EQ(config.pidfile, "/run/qilin.pid");
   EXPECT_THAT(config.forwarded_allow_ips, ElementsAre("*"));
-  EXPECT_EQ(config.origin.size(), 22u);
+  EXPECT_EQ(config.statsd_host, "localhost:9125");
+  EXPECT_EQ(config.statsd_prefix, "web");
+  EXPECT_EQ(config.origin.size(), 24u);
   EXPECT_EQ(config.origin["bind"], "test.yaml:1:1");
   EXPECT_EQ(config.origin["workers"], "test.yaml:2:1");
   EXPECT_EQ(config.origin["forwarded_allow_ips"], "test.yaml:22:1");
@@ -458,7 +462,11 @@ TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
                         "pidfile:",
                         "forwarded_allow_ips:",
                         "proxy_protocol:",
-                        "proxy_allow_ips:"};
+                        "proxy_allow_ips:",
+                        "reuse_port:",
+                        "status_bind:",
+                        "statsd_host:",
+                        "statsd_prefix:"};
   size_t previous = 0;
   for (const char* key : keys) {
     size_t at = yaml.find(std::string("\n") + key, previous);
@@ -484,6 +492,8 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   original.loglevel = "null";
   original.pidfile = "123";
   original.forwarded_allow_ips = {};
+  original.statsd_host = "[::1]:8125";
+  original.statsd_prefix = "a.b";
 
   Config copy;
   apply_yaml(copy, to_yaml(original), "roundtrip.yaml");
@@ -501,7 +511,9 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.pidfile, "123");
   EXPECT_THAT(copy.forwarded_allow_ips, IsEmpty());
   EXPECT_EQ(to_yaml(copy), to_yaml(original));
-  EXPECT_EQ(copy.origin.size(), 26u);
+  EXPECT_EQ(copy.statsd_host, original.statsd_host);
+  EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
+  EXPECT_EQ(copy.origin.size(), 28u);
 }
 
 TEST(ToYaml, DefaultsRoundTrip) {
@@ -570,6 +582,10 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                     "--proxy-protocol",
                     "--proxy-allow-from",
                     "10.0.0.1",
+                    "--statsd-host",
+                    "127.0.0.1:8125",
+                    "--statsd-prefix",
+                    "web",
                     "demo"}),
       ElementsAre("bind=127.0.0.1:1", "workers=2", "worker_class=epoll", "threads=3",
                   "worker_connections=4", "backlog=5", "timeout=6", "graceful_timeout=7",
@@ -577,7 +593,8 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a", "errorlog=e",
                   "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1",
-                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "app=demo"));
+                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
+                  "statsd_host=127.0.0.1:8125", "statsd_prefix=web", "app=demo"));
 }
 
 TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {
@@ -806,6 +823,57 @@ TEST(Switches, ReusePortAndStatusBind) {
   Config round;
   apply_yaml(round, to_yaml(built), "round.yaml");
   EXPECT_TRUE(round.reuse_port);
+}
+
+TEST(ParseStatsdHost, GunicornsFormsWithStatsdsDefaultPort) {
+  auto v4 = parse_statsd_host("10.0.0.1:9125");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(*v4, (BindAddress{.kind = BindAddress::Kind::Tcp4, .host = "10.0.0.1", .port = 9125}));
+  auto local = parse_statsd_host("localhost");
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->host, "127.0.0.1");
+  EXPECT_EQ(local->port, 8125);
+  auto v6 = parse_statsd_host("[::1]");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(*v6, (BindAddress{.kind = BindAddress::Kind::Tcp6, .host = "::1", .port = 8125}));
+  EXPECT_EQ(parse_statsd_host("[::1]:9")->port, 9);
+  for (std::string_view bad : {"", "statsd.example:8125", "127.0.0.1:0", "127.0.0.1:65536",
+                               "unix:/run/statsd.sock", "::1", "[::1]:", "127.0.0.1:x", "[]"})
+    EXPECT_FALSE(parse_statsd_host(bad)) << bad;
+}
+
+TEST(Validate, StatsdSettingsNameKeyAndPosition) {
+  const std::string_view classes[] = {"sync"};
+  Config host = from_yaml("workers: 2\nstatsd_host: statsd.example:8125\n");
+  EXPECT_THAT(error_of([&] { validate(host, classes); }),
+              StartsWith("test.yaml:2:1: key 'statsd_host': cannot use 'statsd.example:8125'"));
+  Config prefix = from_yaml("statsd_prefix: \"a:b\"\n");
+  EXPECT_THAT(error_of([&] { validate(prefix, classes); }),
+              StartsWith("test.yaml:1:1: key 'statsd_prefix': cannot use 'a:b'"));
+  for (std::string_view bad : {"a|b", "a@b", "a b", "a\nb"}) {
+    Config config;
+    config.statsd_prefix = bad;
+    EXPECT_THROW(validate(config, classes), ConfigError) << bad;
+  }
+  Config fine;
+  fine.statsd_host = "127.0.0.1:8125";
+  fine.statsd_prefix = "shop.web-1_a";
+  EXPECT_NO_THROW(validate(fine, classes));
+}
+
+TEST(Switches, StatsdFlags) {
+  const std::string_view classes[] = {"sync"};
+  const char* argv[] = {"qilin", "--statsd-host", "[::1]:9125", "--statsd-prefix", "web"};
+  auto cli = parse_command_line(5, argv);
+  ASSERT_TRUE(cli);
+  Config built = build(*cli, classes);
+  EXPECT_EQ(built.statsd_host, "[::1]:9125");
+  EXPECT_EQ(built.statsd_prefix, "web");
+  const char* wrong[] = {"qilin", "--statsd-host", "nowhere"};
+  auto bad = parse_command_line(3, wrong);
+  ASSERT_TRUE(bad);
+  EXPECT_THAT(error_of([&] { build(*bad, classes); }),
+              StartsWith("key 'statsd_host' (from --statsd-host): cannot use 'nowhere'"));
 }
 
 }  // namespace
