@@ -21,7 +21,7 @@ test=(
 bench=(
   curl nginx-light wrk procps util-linux iproute2
   # the peers qilin is compared with, and the plots
-  gunicorn python3 gnuplot-nox
+  gunicorn python3 gnuplot-nox fonts-dejavu-core  # the font of gnuplot's pngcairo
 )
 
 profile=${1:-build}

@@ -290,4 +290,29 @@ std::optional<Response> get(uint16_t port, const std::string& target,
   return client.receive();
 }
 
+bool wait_in_app(uint16_t status_port, int count, std::chrono::milliseconds limit) {
+  const std::string family = "qilin_worker_open_connections{";
+  return eventually(
+      [&] {
+        std::optional<Response> metrics;
+        try {
+          metrics = get(status_port, "/metrics");
+        } catch (const std::exception&) {
+          return false;  // the status process is not listening yet
+        }
+        if (!metrics || metrics->status != 200) return false;
+        long in_app = 0;
+        size_t at = 0;
+        while ((at = metrics->body.find(family, at)) != std::string::npos) {
+          const size_t end = metrics->body.find('\n', at);
+          const std::string line = metrics->body.substr(at, end - at);
+          if (line.find("state=\"app\"") != std::string::npos)
+            in_app += std::strtol(line.c_str() + line.rfind(' ') + 1, nullptr, 10);
+          at = end;
+        }
+        return in_app >= count;
+      },
+      limit);
+}
+
 }  // namespace qilin::testing

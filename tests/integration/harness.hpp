@@ -105,6 +105,13 @@ class Client {
 };
 
 // One request on a fresh connection.
+// For tests that must act while a request is inside the app (TERM during a
+// /sleep): qilin started with --status-bind 127.0.0.1:STATUS_PORT reports its
+// connections by state in /metrics. True once `count` are in state "app";
+// false after `limit` (also while the status listener is not up yet: it
+// comes up a moment after the workers, so wait_in_app(port, 0) first).
+bool wait_in_app(uint16_t status_port, int count = 1, std::chrono::milliseconds limit = 5s);
+
 std::optional<Response> get(uint16_t port, const std::string& target,
                             const std::string& extra_headers = "");
 

@@ -155,13 +155,16 @@ TEST(IoUring, WorkerConnectionsLimitHoldsTheNextClient) {
 }
 
 TEST(IoUring, TermLetsTheRequestInFlightFinish) {
-  Server server({"-k", "io_uring", "-w", "1", "demo"});
+  const uint16_t status_port = free_port();
+  Server server({"-k", "io_uring", "-w", "1", "--status-bind",
+                 "127.0.0.1:" + std::to_string(status_port), "demo"});
+  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
   Client idle(server.port());
   idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   ASSERT_TRUE(idle.receive());
   Client busy(server.port());
   busy.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-  std::this_thread::sleep_for(200ms);  // inside the app by now
+  ASSERT_TRUE(wait_in_app(status_port)) << server.log();
   server.signal(SIGTERM);
   EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive closes after the stop grace (1 s)
   auto response = busy.receive(5s);

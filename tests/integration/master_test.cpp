@@ -30,12 +30,13 @@ TEST(Master, KilledWorkerIsReplacedWithinASecond) {
 }
 
 TEST(Master, TermLetsTheRequestInFlightFinish) {
-  Server server({"-k", "sync", "-w", "1", "demo"});
+  const uint16_t status_port = free_port();
+  Server server({"-k", "sync", "-w", "1", "--status-bind",
+                 "127.0.0.1:" + std::to_string(status_port), "demo"});
+  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
   Client client(server.port());
   client.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-  // The worker has the request once it stops heartbeating on poll; give it a
-  // moment to be inside the app, then stop the server.
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_in_app(status_port)) << server.log();
   server.signal(SIGTERM);
   auto response = client.receive(5s);
   ASSERT_TRUE(response);

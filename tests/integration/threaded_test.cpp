@@ -123,15 +123,16 @@ TEST(Threaded, SaturatedPoolRefusesKeepAlive) {
 }
 
 TEST(Threaded, TermLetsTheRequestInFlightFinish) {
-  Server server(threaded({"--threads", "2"}));
+  const uint16_t status_port = free_port();
+  Server server(
+      threaded({"--threads", "2", "--status-bind", "127.0.0.1:" + std::to_string(status_port)}));
+  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
   Client idle(server.port());
   idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   ASSERT_TRUE(idle.receive());  // parked in the poller
   Client busy(server.port());
   busy.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-  // The only way to know the request reached a thread is its effect; it has
-  // 800 ms to run, so a short head start is enough and not load-bearing.
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_in_app(status_port)) << server.log();  // a pool thread runs it
   server.signal(SIGTERM);
   EXPECT_TRUE(idle.closed_by_server(1500ms)) << "an idle keep-alive connection outlived TERM";
   auto response = busy.receive(5s);
@@ -145,10 +146,13 @@ TEST(Threaded, TermLetsTheRequestInFlightFinish) {
 }
 
 TEST(Threaded, QuickExitDoesNotWaitForABlockedThread) {
-  Server server(threaded({"--threads", "2"}));
+  const uint16_t status_port = free_port();
+  Server server(
+      threaded({"--threads", "2", "--status-bind", "127.0.0.1:" + std::to_string(status_port)}));
+  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
   Client busy(server.port());
   busy.send("GET /block?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n");
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_in_app(status_port)) << server.log();
   const auto start = Clock::now();
   server.signal(SIGINT);
   auto status = server.wait_exit(5s);
