@@ -1,54 +1,31 @@
 #include "workers/blocking_io.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <cerrno>
 
 #include "master/scoreboard.hpp"
 #include "sys/error.hpp"
+#include "workers/session_output.hpp"
 
 namespace qilin::workers {
 
-bool send_all(int fd, http::Session& session, int64_t deadline_ms, master::IoCounters* io) {
-  while (session.pending_output() > 0) {
-    ssize_t sent;
-    auto memory = session.output();
-    if (!memory.empty()) {
-      msghdr message{};
-      message.msg_iov = const_cast<iovec*>(memory.data());
-      message.msg_iovlen = memory.size();
-      sent = ::sendmsg(fd, &message, MSG_NOSIGNAL);
-      if (io) io->write();
-    } else if (auto file = session.file_output()) {
-      off_t offset = file->offset;
-      sent = ::sendfile(fd, file->fd, &offset, file->length);
-      if (io) io->sendfile();
-      if (sent == 0) {  // the file shrank under us: the promised length cannot be kept
-        spdlog::warn("static file shorter than announced; closing the connection");
-        return false;
-      }
-    } else {
-      break;
-    }
-    if (sent < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (master::monotonic_ms() < deadline_ms) continue;
+bool send_all(int fd, http::Session& session, int64_t deadline_ms, master::IoCounters& io) {
+  for (;;) {
+    switch (write_output(fd, session, io)) {
+      case WriteOutcome::Wrote:
+        break;
+      case WriteOutcome::Nothing:
+        return true;
+      case WriteOutcome::WouldBlock:  // a send timeout slice (set_io_timeout) passed
+        if (master::monotonic_ms() < deadline_ms) break;
         spdlog::debug("client too slow to read its response; closing the connection");
         return false;
-      }
-      if (sys::peer_gone(errno))
-        spdlog::debug("{}", sys::describe("sendmsg", errno));
-      else
-        spdlog::error("{}", sys::describe("sendmsg", errno));
-      return false;
+      case WriteOutcome::Failed:
+        return false;
     }
-    session.written(static_cast<size_t>(sent));
   }
-  return true;
 }
 
 ReadOutcome receive(int fd, char* buffer, size_t capacity, size_t& received,

@@ -16,12 +16,11 @@
 
 namespace qilin::workers {
 
-// Writes everything the session has ready (writev for memory, sendfile for
-// file regions), blocking. A socket send timeout (set_io_timeout) is retried
+// Writes everything the session has ready (write_output until it has
+// nothing), blocking. A socket send timeout (set_io_timeout) is retried
 // until `deadline_ms` (monotonic) passes. False when the peer is gone, the
 // deadline passed, or the write failed.
-bool send_all(int fd, http::Session& session, int64_t deadline_ms,
-              master::IoCounters* io = nullptr);
+bool send_all(int fd, http::Session& session, int64_t deadline_ms, master::IoCounters& io);
 
 // Why a blocking read ended.
 enum class ReadOutcome { Data, PeerClosed, TimedOut, Interrupted, Failed };

@@ -21,7 +21,6 @@
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -33,6 +32,7 @@
 #include "http/session.hpp"
 #include "sys/error.hpp"
 #include "workers/deadlines.hpp"
+#include "workers/session_output.hpp"
 #include "workers/worker.hpp"
 
 namespace qilin::workers {
@@ -283,35 +283,19 @@ class EpollWorker final : public Worker {
         enqueue(dirty_, &Connection::dirty, c);  // more next turn, after the others had theirs
         break;
       }
-      const char* call = "sendmsg";
-      ssize_t sent;
-      auto memory = session.output();
-      if (!memory.empty()) {
-        msghdr message{};
-        message.msg_iov = const_cast<iovec*>(memory.data());
-        message.msg_iovlen = memory.size();
-        sent = ::sendmsg(c.fd.get(), &message, MSG_NOSIGNAL);
-        io().write();
-      } else if (auto file = session.file_output()) {
-        call = "sendfile";
-        off_t offset = file->offset;
-        sent = ::sendfile(c.fd.get(), file->fd, &offset, file->length);
-        io().sendfile();
-        if (sent == 0) {  // the file shrank under us: the promised length cannot be kept
-          spdlog::warn("static file shorter than announced; closing the connection");
+      switch (write_output(c.fd.get(), session, io())) {
+        case WriteOutcome::Wrote:
+          progressed = true;
+          continue;
+        case WriteOutcome::Nothing:
+          break;
+        case WriteOutcome::WouldBlock:
+          c.can_write = false;
+          continue;
+        case WriteOutcome::Failed:
           return close(c);
-        }
-      } else {
-        break;
       }
-      if (sent >= 0) {
-        session.written(static_cast<size_t>(sent));
-        progressed = true;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        c.can_write = false;
-      } else if (errno != EINTR) {
-        return fail(c, call, errno);
-      }
+      break;
     }
     if (session.wants_close()) return close_gracefully(c);
     if (c.can_read && session.wants_input()) enqueue(ready_, &Connection::queued_read, c);

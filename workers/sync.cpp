@@ -92,13 +92,13 @@ class SyncWorker final : public Worker {
         state.set(master::ConnState::App);
         answer(client.get(), session, std::move(*request), peer);
         state.set(master::ConnState::Writing);
-        if (!send_all(client.get(), session, deadline, &io())) return;
+        if (!send_all(client.get(), session, deadline, io())) return;
         state.set(master::ConnState::Reading);
         continue;
       }
       if (session.pending_output() > 0) {  // an error response, or 100 Continue
         state.set(master::ConnState::Writing);
-        if (!send_all(client.get(), session, deadline, &io())) return;
+        if (!send_all(client.get(), session, deadline, io())) return;
         state.set(master::ConnState::Reading);
         continue;
       }

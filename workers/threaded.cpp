@@ -200,7 +200,7 @@ class ThreadedWorker final : public Worker {
         c.gauge.set(master::ConnState::Writing);
         const int64_t deadline =
             master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
-        if (!send_all(c.fd.get(), c.session, deadline, &io())) return close(c, false);
+        if (!send_all(c.fd.get(), c.session, deadline, io())) return close(c, false);
         continue;
       }
       if (c.session.wants_close()) return close(c, true);

@@ -1,9 +1,10 @@
 // The epoll worker's IO model seen from outside, on one worker process:
 // cooperative sleeps overlap while a blocking handler stops the loop;
 // pipelined responses leave in order; a client that does not read holds no
-// one else up; keep-alive, request-read and connection limits; graceful stop
-// and max_requests. Bounds are generous (the test build runs under ASan);
-// the speed targets are measured by `make bench`, not asserted here.
+// one else up; keep-alive, request-read and connection limits; max_requests
+// (the graceful stop is in master_test, for every class). Bounds are
+// generous (the test build runs under ASan); the speed targets are measured
+// by `make bench`, not asserted here.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -231,25 +232,6 @@ TEST_F(Epoll, AnswerForAVanishedConnectionGoesNowhere) {
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, "slept 600 ms without blocking the worker\n");
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(port(), "/"));
-}
-
-TEST_F(Epoll, GracefulTermLetsTheSleepingRequestFinish) {
-  start();
-  Client sleeper(port()), idle(port());
-  sleeper.send(request("/sleep?ms=800"));
-  idle.send(request("/"));
-  ASSERT_TRUE(idle.receive());  // answered after the sleep request was read: it is in flight
-  server_->signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive connections go after the stop grace (1 s)
-  auto response = sleeper.receive(5s);
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->status, 200);
-  EXPECT_EQ(response->header("connection"), "close");
-  EXPECT_TRUE(sleeper.closed_by_server());
-  auto status = server_->wait_exit(10s);
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(status->exited);
-  EXPECT_EQ(status->code, 0);
 }
 
 TEST_F(Epoll, MaxRequestsRefusesKeepAliveAndRestartsTheWorker) {

@@ -154,29 +154,6 @@ TEST(IoUring, WorkerConnectionsLimitHoldsTheNextClient) {
   EXPECT_EQ(response->status, 200);
 }
 
-TEST(IoUring, TermLetsTheRequestInFlightFinish) {
-  const uint16_t status_port = free_port();
-  Server server({"-k", "io_uring", "-w", "1", "--status-bind",
-                 "127.0.0.1:" + std::to_string(status_port), "demo"});
-  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
-  Client idle(server.port());
-  idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(idle.receive());
-  Client busy(server.port());
-  busy.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(wait_in_app(status_port)) << server.log();
-  server.signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_by_server(2s));  // idle keep-alive closes after the stop grace (1 s)
-  auto response = busy.receive(5s);
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->status, 200);
-  EXPECT_EQ(response->header("connection"), "close");
-  auto status = server.wait_exit(10s);
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(status->exited);
-  EXPECT_EQ(status->code, 0);
-}
-
 TEST(IoUring, BytesLeftUnreadAtCloseDoNotResetTheResponse) {
   TempDir dir;
   const std::string content = random_bytes(8 << 20, 3);

@@ -122,29 +122,6 @@ TEST(Threaded, SaturatedPoolRefusesKeepAlive) {
   EXPECT_NE(kept->header("connection"), "close");
 }
 
-TEST(Threaded, TermLetsTheRequestInFlightFinish) {
-  const uint16_t status_port = free_port();
-  Server server(
-      threaded({"--threads", "2", "--status-bind", "127.0.0.1:" + std::to_string(status_port)}));
-  ASSERT_TRUE(wait_in_app(status_port, 0)) << server.log();  // the status listener is up
-  Client idle(server.port());
-  idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(idle.receive());  // parked in the poller
-  Client busy(server.port());
-  busy.send("GET /sleep?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(wait_in_app(status_port)) << server.log();  // a pool thread runs it
-  server.signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_by_server(1500ms)) << "an idle keep-alive connection outlived TERM";
-  auto response = busy.receive(5s);
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->status, 200);
-  EXPECT_EQ(response->header("connection"), "close");
-  auto status = server.wait_exit(10s);
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(status->exited);
-  EXPECT_EQ(status->code, 0);
-}
-
 TEST(Threaded, QuickExitDoesNotWaitForABlockedThread) {
   const uint16_t status_port = free_port();
   Server server(
