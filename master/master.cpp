@@ -392,8 +392,10 @@ void Master::handle_usr2() {
     return;
   }
   std::string fds;
-  for (const auto& listener : listeners_)
-    fds += (fds.empty() ? "" : ",") + std::to_string(listener.fd.get());
+  for (const auto& listener : listeners_) {
+    if (!fds.empty()) fds += ',';
+    fds += std::to_string(listener.fd.get());
+  }
   spdlog::default_logger()->flush();
   pid_t pid = ::fork();
   if (pid < 0) {

@@ -113,11 +113,13 @@ Listener adopt_listener(int fd) {
   set_nonblocking(fd);
   set_cloexec(fd, true);
   std::string name;
-  // Not "unix:" + std::string(...): GCC 12 at -O3 warns on that (-Wrestrict, PR 105329).
+  // Appended, not "literal" + std::string: GCC 12 at -O3 warns on that
+  // (-Wrestrict, a false positive: GCC PR 105329).
   if (storage.ss_family == AF_UNIX)
-    name = std::string("unix:").append(reinterpret_cast<sockaddr_un*>(&storage)->sun_path);
+    name.append("unix:").append(reinterpret_cast<sockaddr_un*>(&storage)->sun_path);
   else if (storage.ss_family == AF_INET6)
-    name = "[" + peer_name(storage, length) + "]:" + std::to_string(local_port(fd));
+    name.append("[").append(peer_name(storage, length)).append("]:").append(
+        std::to_string(local_port(fd)));
   else
     name = peer_name(storage, length) + ":" + std::to_string(local_port(fd));
   return Listener{Fd(fd), name, {}};
