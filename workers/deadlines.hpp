@@ -1,5 +1,6 @@
-// Deadlines for the event-loop workers (epoll, io_uring): keep-alive idle
-// time, request-read time, and the app's sleeps. One min-heap per loop.
+// Deadlines for the event-loop workers: keep-alive idle time and request-read
+// time (epoll, io_uring), and the app's sleeps (epoll; io_uring hands each
+// sleep to the kernel as a timeout operation). One min-heap per loop.
 //
 // Connection deadlines are lazy. A connection keeps its own current deadline
 // and the heap holds at most a few stale entries for it: when an entry fires,
@@ -10,12 +11,14 @@
 // connection never inherits the old one's timer.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <queue>
 #include <vector>
 
 #include "app/context.hpp"
+#include "master/scoreboard.hpp"
 
 namespace qilin::workers {
 
@@ -66,29 +69,39 @@ class DeadlineQueue {
     std::coroutine_handle<> waiter;
     ConnectionRef connection;
     bool operator>(const Entry& other) const {
-      return deadline_ms != other.deadline_ms ? deadline_ms > other.deadline_ms : sequence > other.sequence;
+      return deadline_ms != other.deadline_ms ? deadline_ms > other.deadline_ms
+                                              : sequence > other.sequence;
     }
   };
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
   uint64_t sequence_ = 0;
 };
 
-// The Context of the event-loop workers: an awaited sleep suspends the
+// When a sleep that starts now ends, in CLOCK_MONOTONIC milliseconds: never
+// sooner than `duration` from now, at most a millisecond later. Read from
+// the clock, not the loop turn's copy of it, which a handler that ran long
+// before it awaited would have left behind. Whole milliseconds, so the
+// sleeps due in one millisecond end together, in one wake-up of the loop.
+inline int64_t sleep_deadline_ms(std::chrono::milliseconds duration) noexcept {
+  constexpr int64_t kNsPerMs = 1'000'000;
+  return (master::monotonic_ns() + kNsPerMs - 1) / kNsPerMs + duration.count();
+}
+
+// The Context of the epoll worker: an awaited sleep suspends the
 // handler and the loop resumes it from its DeadlineQueue, on the loop thread,
 // while other connections are served meanwhile.
 class LoopContext final : public app::Context {
  public:
-  LoopContext(DeadlineQueue& deadlines, const int64_t& now_ms) : deadlines_(deadlines), now_ms_(now_ms) {}
+  explicit LoopContext(DeadlineQueue& deadlines) : deadlines_(deadlines) {}
 
  protected:
   bool suspend_for(std::chrono::milliseconds duration, std::coroutine_handle<> waiter) override {
-    deadlines_.add_sleeper(now_ms_ + duration.count(), waiter);
+    deadlines_.add_sleeper(sleep_deadline_ms(duration), waiter);
     return true;
   }
 
  private:
   DeadlineQueue& deadlines_;
-  const int64_t& now_ms_;  // the loop's clock, read once per turn
 };
 
 }  // namespace qilin::workers

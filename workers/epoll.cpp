@@ -488,7 +488,7 @@ class EpollWorker final : public Worker {
   int64_t now_ = 0;     // monotonic ms, read once per turn
   int64_t now_ns_ = 0;  // the same reading in ns: when this turn's requests started
   DeadlineQueue deadlines_;
-  LoopContext context_{deadlines_, now_};
+  LoopContext context_{deadlines_};
   epoll_event events_[kMaxEvents];
   char buffer_[kReadBuffer];  // the one read buffer: the session copies what it keeps
 };
