@@ -52,6 +52,19 @@ void LatencyHistogram::clear() noexcept {
   zero(count);
 }
 
+std::string status_bucket_name(size_t bucket) {
+  if (bucket >= kOtherStatusBucket) return "other";
+  return std::to_string(http::kKnownStatuses[bucket]);
+}
+
+void StatusCodeCounters::add(const StatusCodeCounters& other) noexcept {
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i) bump(buckets[i], other.buckets[i].load(relaxed));
+}
+
+void StatusCodeCounters::clear() noexcept {
+  for (auto& bucket : buckets) zero(bucket);
+}
+
 void ProcessStats::clear() noexcept {
   for (Counter* counter : {&voluntary_switches, &involuntary_switches, &user_cpu_us, &system_cpu_us,
                            &threads, &rss_bytes})
@@ -109,6 +122,7 @@ ScoreboardSlot* Scoreboard::claim(std::string_view worker_class) noexcept {
     zero(slot.body_bytes_out);
     slot.io.clear();
     slot.latency.clear();
+    slot.status_codes.clear();
     slot.process.clear();
     // Last: a reader that sees Booting sees the cleared slot.
     slot.state = WorkerState::Booting;
@@ -121,6 +135,7 @@ void Scoreboard::release(ScoreboardSlot& slot) noexcept {
   bump(header_->retired_requests, slot.requests.load(relaxed));
   bump(header_->retired_connections, slot.connections.load(relaxed));
   header_->retired_latency.add(slot.latency);
+  header_->retired_status_codes.add(slot.status_codes);
   slot.pid = 0;
   slot.state = WorkerState::Free;
 }

@@ -49,10 +49,11 @@ StatsdTally::StatsdTally(bool count_from_start) {
 StatsdWindow StatsdTally::next(const Snapshot& snapshot) {
   const uint64_t requests = snapshot.total_requests();
   const LatencySnapshot latency = snapshot.total_latency();
+  const StatusCodeSnapshot status_codes = snapshot.total_status_codes();
   StatsdWindow window;
   window.workers = snapshot.workers.size();
   if (!marks_) {
-    marks_ = Marks{requests, latency};
+    marks_ = Marks{requests, latency, status_codes};
     return window;
   }
   window.requests = advance(marks_->requests, requests);
@@ -61,6 +62,9 @@ StatsdWindow StatsdTally::next(const Snapshot& snapshot) {
     window.latency.count += window.latency.buckets[i];
   }
   window.latency.sum_us = advance(marks_->latency.sum_us, latency.sum_us);
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i)
+    window.status_codes.buckets[i] =
+        advance(marks_->status_codes.buckets[i], status_codes.buckets[i]);
   return window;
 }
 
@@ -68,6 +72,10 @@ std::vector<std::string> statsd_lines(const StatsdWindow& window, std::string_vi
   std::vector<std::string> lines;
   if (window.requests > 0)
     lines.push_back(fmt::format("{}gunicorn.requests:{}|c", prefix, window.requests));
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i)
+    if (const uint64_t n = window.status_codes.buckets[i]; n > 0)
+      lines.push_back(
+          fmt::format("{}gunicorn.request.status.{}:{}|c", prefix, status_bucket_name(i), n));
 
   uint64_t count = 0;
   for (uint64_t n : window.latency.buckets) count += n;

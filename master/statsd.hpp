@@ -4,13 +4,14 @@
 // worker that served it; here a worker keeps its counters in shared memory as
 // before and the status process turns a second's worth into a few datagrams.
 //
-//   gunicorn.requests          counter   requests answered in the window
-//   gunicorn.request.duration  timer, ms the window's latency histogram (below)
-//   gunicorn.workers           gauge     worker processes in the scoreboard
+//   gunicorn.requests               counter   requests answered in the window
+//   gunicorn.request.status.<code>  counter   of those, answered <code>; "other"
+//                                             for a code RFC 9110 does not name
+//   gunicorn.request.duration       timer, ms the window's latency histogram (below)
+//   gunicorn.workers                gauge     worker processes in the scoreboard
 //
-// Not sent: gunicorn.request.status.<code> (the scoreboard keeps no count per
-// status code) and gunicorn.log.* (gunicorn counts its own log lines; here
-// every process logs on its own, with nothing shared to count them in).
+// Not sent: gunicorn.log.* (gunicorn counts its own log lines; here every
+// process logs on its own, with nothing shared to count them in).
 // Names are gunicorn's exactly, so existing dashboards keep working, behind
 // statsd_prefix joined with a dot as gunicorn joins it.
 //
@@ -43,7 +44,8 @@ std::string statsd_prefix(std::string_view configured);
 struct StatsdWindow {
   uint64_t requests = 0;
   size_t workers = 0;
-  LatencySnapshot latency;  // per bucket, this window only
+  LatencySnapshot latency;            // per bucket, this window only
+  StatusCodeSnapshot status_codes{};  // {}: a designated initializer may leave it out
 };
 
 // Turns server totals into windows. Totals only grow, but a reader can see a
@@ -63,13 +65,15 @@ class StatsdTally {
   struct Marks {
     uint64_t requests = 0;
     LatencySnapshot latency;
+    StatusCodeSnapshot status_codes;
   };
   std::optional<Marks> marks_;
 };
 
 // One window as StatsD lines, "NAME:VALUE|TYPE[|@RATE]", `prefix` already
-// normalized. The counter is left out when 0 (StatsD reads absence as 0); the
-// gauge is always sent.
+// normalized. Counters are left out when 0 (StatsD reads absence as 0), so a
+// status code appears only in windows that answered it; the gauge is always
+// sent.
 //
 // The duration: StatsD aggregates timer samples itself (mean, percentiles,
 // count), so the histogram goes out as samples, each bucket's count of its

@@ -46,6 +46,7 @@ constexpr std::string_view kPage = R"PAGE(<!doctype html>
   <div id="server-spark"></div>
 </div>
 <div class="legend muted"><span><i style="background:var(--rps)"></i>requests/s</span><span><i style="background:var(--p99)"></i>p99 latency</span> (last minute)</div>
+<div id="status-codes" class="muted"></div>
 
 <h2>Workers</h2>
 <table>
@@ -130,6 +131,8 @@ function render(s) {
   $("reqwake").textContent = num(server.ratios.requests_per_wakeup, 2);
   $("uptime").textContent = age(server.uptime_seconds);
   $("server-spark").replaceChildren(sparkline(s.history, 200, 36));
+  const codes = Object.entries(server.status_codes).map(([code, n]) => code + " " + n).join(", ");
+  $("status-codes").textContent = "responses by status: " + (codes || "\u2013");
 
   const rows = [];
   for (const w of s.workers) {

@@ -36,6 +36,13 @@ LatencySnapshot copy(const LatencyHistogram& histogram) noexcept {
   return latency;
 }
 
+StatusCodeSnapshot copy(const StatusCodeCounters& counters) noexcept {
+  StatusCodeSnapshot status_codes;
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i)
+    status_codes.buckets[i] = counters.buckets[i].load(relaxed);
+  return status_codes;
+}
+
 IoSnapshot copy(const IoCounters& io) noexcept {
   IoSnapshot out;
   out.accepts = io.accepts.load(relaxed);
@@ -146,6 +153,14 @@ nlohmann::json latency_json(const LatencySnapshot& latency) {
   return {{"count", latency.count}, {"sum_seconds", seconds_of_us(latency.sum_us)},
           {"p50_ms", ms(0.50)},     {"p90_ms", ms(0.90)},
           {"p99_ms", ms(0.99)},     {"buckets", std::move(buckets)}};
+}
+
+// Codes never answered are left out: most of the 500 buckets stay empty.
+nlohmann::json status_codes_json(const StatusCodeSnapshot& status_codes) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i)
+    if (status_codes.buckets[i] > 0) out[status_bucket_name(i)] = status_codes.buckets[i];
+  return out;
 }
 
 nlohmann::json io_json(const IoSnapshot& io) {
@@ -278,6 +293,10 @@ std::optional<double> latency_quantile(const LatencySnapshot& latency, double q)
   return seconds_of_us(kLatencyBoundsUs.back());
 }
 
+void StatusCodeSnapshot::add(const StatusCodeSnapshot& other) noexcept {
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i) buckets[i] += other.buckets[i];
+}
+
 void IoSnapshot::add(const IoSnapshot& other) noexcept {
   accepts += other.accepts;
   reads += other.reads;
@@ -314,6 +333,12 @@ LatencySnapshot Snapshot::total_latency() const noexcept {
   return total;
 }
 
+StatusCodeSnapshot Snapshot::total_status_codes() const noexcept {
+  StatusCodeSnapshot total = retired_status_codes;
+  for (const auto& worker : workers) total.add(worker.status_codes);
+  return total;
+}
+
 Snapshot take_snapshot(const Scoreboard& scoreboard, int64_t now_ms, int64_t monotonic_now_ms) {
   Snapshot snapshot;
   snapshot.now_ms = now_ms;
@@ -327,6 +352,7 @@ Snapshot take_snapshot(const Scoreboard& scoreboard, int64_t now_ms, int64_t mon
   snapshot.retired_requests = header.retired_requests.load(relaxed);
   snapshot.retired_connections = header.retired_connections.load(relaxed);
   snapshot.retired_latency = copy(header.retired_latency);
+  snapshot.retired_status_codes = copy(header.retired_status_codes);
 
   // The restart ring, read as the seqlock in scoreboard.hpp says.
   constexpr uint64_t ring = ScoreboardHeader::kRecentRestarts;
@@ -360,6 +386,7 @@ Snapshot take_snapshot(const Scoreboard& scoreboard, int64_t now_ms, int64_t mon
     worker.body_bytes_out = slot.body_bytes_out.load(relaxed);
     worker.io = copy(slot.io);
     worker.latency = copy(slot.latency);
+    worker.status_codes = copy(slot.status_codes);
     worker.process = copy(slot.process);
     snapshot.workers.push_back(std::move(worker));
   }
@@ -457,6 +484,16 @@ std::string render_metrics(const Snapshot& snapshot) {
   out.family("qilin_connections_accepted_total", "counter",
              "Connections accepted since the master started, exited workers included.");
   out.sample("qilin_connections_accepted_total", "", snapshot.total_connections());
+  // Server-wide only: per worker it would be a series per worker and code,
+  // for what sum() gives anyway; /status.json has it per worker.
+  out.family("qilin_requests_by_status_total", "counter",
+             "Requests answered since the master started, exited workers included, by status "
+             "code (code=\"other\": a code RFC 9110 does not name).");
+  const StatusCodeSnapshot status_codes = snapshot.total_status_codes();
+  for (size_t i = 0; i < kStatusCodeBuckets; ++i)
+    if (status_codes.buckets[i] > 0)
+      out.sample("qilin_requests_by_status_total",
+                 fmt::format("code=\"{}\"", status_bucket_name(i)), status_codes.buckets[i]);
   out.family("qilin_worker_restarts_total", "counter",
              "Workers replaced by the master, by reason.");
   for (size_t i = 0; i < kRestartReasons; ++i)
@@ -589,6 +626,7 @@ nlohmann::json status_json(const Snapshot& snapshot, const StatusHistory& histor
         {"response_body_bytes", worker.body_bytes_out},
         {"io", io_json(worker.io)},
         {"latency", latency_json(worker.latency)},
+        {"status_codes", status_codes_json(worker.status_codes)},
         {"process", process_json(worker.process)},
         {"ratios", ratios_json(ratios(worker.requests, worker.io, worker.process))},
         {"history", series_json(series)},
@@ -617,6 +655,7 @@ nlohmann::json status_json(const Snapshot& snapshot, const StatusHistory& histor
         {"requests_per_second", last_rps(&history.server())},
         {"connections_accepted", snapshot.total_connections()},
         {"latency", latency_json(snapshot.total_latency())},
+        {"status_codes", status_codes_json(snapshot.total_status_codes())},
         // Over the live workers: the IO counters of exited ones are not kept.
         {"open_connections", open_json(io)},
         {"io", io_json(io)},

@@ -44,6 +44,13 @@ struct LatencySnapshot {
 // the +Inf bucket is reported as the largest finite bound. nullopt when empty.
 std::optional<double> latency_quantile(const LatencySnapshot& latency, double q) noexcept;
 
+// Responses by status code, in the scoreboard's buckets (status_bucket()).
+struct StatusCodeSnapshot {
+  std::array<uint64_t, kStatusCodeBuckets> buckets{};
+
+  void add(const StatusCodeSnapshot& other) noexcept;
+};
+
 struct IoSnapshot {
   uint64_t accepts = 0, reads = 0, writes = 0, sendfiles = 0;
   uint64_t waits = 0, empty_waits = 0, events = 0, submits = 0, sqes = 0, syscalls = 0,
@@ -71,6 +78,7 @@ struct WorkerSnapshot {
   uint64_t body_bytes_out = 0;
   IoSnapshot io;
   LatencySnapshot latency;
+  StatusCodeSnapshot status_codes;
   ProcessSnapshot process;
 };
 
@@ -91,12 +99,14 @@ struct Snapshot {
   uint64_t retired_requests = 0;                 // of workers that have exited
   uint64_t retired_connections = 0;
   LatencySnapshot retired_latency;
+  StatusCodeSnapshot retired_status_codes;
   std::vector<WorkerSnapshot> workers;  // live slots, oldest first
 
   // Since the master started: the live workers' counts plus the retired ones'.
   uint64_t total_requests() const noexcept;
   uint64_t total_connections() const noexcept;
   LatencySnapshot total_latency() const noexcept;
+  StatusCodeSnapshot total_status_codes() const noexcept;
 };
 
 // Copies every live slot (atomic loads only; the slots keep changing).

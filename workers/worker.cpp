@@ -331,6 +331,7 @@ bool Worker::request_done(const http::Request& request, const http::Response& re
                           std::string_view peer, int64_t started_ns) {
   master::bump(slot_.requests);
   master::bump(slot_.body_bytes_out, response.body.size() + response.file_length);
+  slot_.status_codes.record(response.status);
   if (started_ns > 0)
     slot_.latency.record(
         static_cast<uint64_t>(std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000));

@@ -96,8 +96,8 @@ class Worker {
   int64_t graceful_ms_left() const noexcept;
 
   // Once per answered request, before Session::respond(): access log and
-  // counters (requests, response body bytes, and, given `started_ns`, the
-  // latency histogram). `started_ns` is master::monotonic_ns() read when
+  // counters (requests, response body bytes, the status code, and, given
+  // `started_ns`, the latency histogram). `started_ns` is master::monotonic_ns() read when
   // Session::next_request() handed the request out, or, in an event loop,
   // when the turn that handed it out began (one clock read a turn, not one a
   // request; the latency then includes the wait behind that turn's earlier

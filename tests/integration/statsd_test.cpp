@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,47 @@ TEST(Statsd, GunicornCountersAndWorkersGauge) {
     if (line.starts_with("gunicorn.request.duration:") && line.find("|ms") != std::string::npos)
       timed = true;
   EXPECT_TRUE(timed);
+}
+
+// Windows received so far: each ends with the workers gauge.
+size_t windows(const Received& received) {
+  return static_cast<size_t>(
+      std::count_if(received.lines.begin(), received.lines.end(),
+                    [](const std::string& line) { return line.starts_with("gunicorn.workers:"); }));
+}
+
+TEST(Statsd, RequestsCountedByStatusCode) {
+  StatsdListener statsd;
+  Server server({"--statsd-host", statsd.address(), "demo"});
+  for (int i = 0; i < 3; ++i) {
+    auto response = get(server.port(), "/");
+    ASSERT_TRUE(response);
+    ASSERT_EQ(response->status, 200);
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto response = get(server.port(), "/no-such-route");
+    ASSERT_TRUE(response);
+    ASSERT_EQ(response->status, 404);
+  }
+  Received received;
+  ASSERT_TRUE(statsd.receive_until(received, [](const Received& r) {
+    auto ok = r.counters.find("gunicorn.request.status.200");
+    auto missing = r.counters.find("gunicorn.request.status.404");
+    return ok != r.counters.end() && ok->second >= 3 && missing != r.counters.end() &&
+           missing->second >= 2;
+  })) << server.log();
+  // Two more windows, so that a count sent twice would show.
+  const size_t seen = windows(received);
+  ASSERT_TRUE(statsd.receive_until(
+      received, [&](const Received& r) { return windows(r) >= seen + 2; }, 5s));
+  EXPECT_EQ(received.counters["gunicorn.request.status.200"], 3);
+  EXPECT_EQ(received.counters["gunicorn.request.status.404"], 2);
+  EXPECT_EQ(received.counters["gunicorn.requests"], 5);
+  for (const auto& [name, count] : received.counters) {
+    if (name.starts_with("gunicorn.request.status.")) {
+      EXPECT_TRUE(name.ends_with(".200") || name.ends_with(".404")) << name << " " << count;
+    }
+  }
 }
 
 TEST(Statsd, PrefixIsJoinedWithADot) {

@@ -404,6 +404,30 @@ TEST(Status, MetricsAreWellFormedAndPassPromtool) {
   EXPECT_EQ(check.code, 0) << check.output << "\n" << text;
 }
 
+TEST(Status, RequestsAreCountedByStatusCode) {
+  StatusServer status({"-k", "sync", "-w", "1", "demo"}, 1);
+  auto found = get(status.server.port(), "/");
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->status, 200);
+  auto missing = get(status.server.port(), "/no-such-route");
+  ASSERT_TRUE(missing);
+  ASSERT_EQ(missing->status, 404);
+  std::string text;
+  ASSERT_TRUE(eventually([&] {
+    auto metrics = get(status.status_port, "/metrics");
+    if (!metrics) return false;
+    text = metrics->body;
+    return text.find("qilin_requests_by_status_total{code=\"404\"} 1\n") != std::string::npos;
+  })) << text;
+  EXPECT_NE(text.find("qilin_requests_by_status_total{code=\"200\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("qilin_requests_by_status_total{code=\"500\"}"), std::string::npos);
+  auto json = status.status_json();
+  ASSERT_TRUE(json);
+  EXPECT_EQ((*json)["server"]["status_codes"], nlohmann::json({{"200", 1}, {"404", 1}}))
+      << json->dump(2);
+}
+
 TEST(Status, KilledWorkerIsRecordedAsACrash) {
   StatusServer status({"-k", "sync", "-w", "2", "hello"}, 2);
   auto before = status.worker_pids();

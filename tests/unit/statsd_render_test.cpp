@@ -25,6 +25,12 @@ Snapshot snapshot_of(uint64_t requests, size_t workers, const LatencySnapshot& l
   return snapshot;
 }
 
+StatusCodeSnapshot status_codes_of(std::map<int, uint64_t> counts) {
+  StatusCodeSnapshot status_codes;
+  for (auto [status, n] : counts) status_codes.buckets[status_bucket(status)] = n;
+  return status_codes;
+}
+
 LatencySnapshot latency_of(std::map<size_t, uint64_t> buckets) {
   LatencySnapshot latency;
   for (auto [bucket, n] : buckets) {
@@ -79,6 +85,17 @@ TEST(StatsdLines, GunicornNamesAndTypes) {
 TEST(StatsdLines, AQuietWindowIsTheGaugeAlone) {
   EXPECT_THAT(statsd_lines(StatsdWindow{.workers = 4, .latency = {}}, ""),
               ElementsAre("gunicorn.workers:4|g"));
+}
+
+TEST(StatsdLines, OneCounterPerStatusCodeAnsweredInTheWindow) {
+  StatsdWindow window{.requests = 6,
+                      .workers = 1,
+                      .latency = {},
+                      .status_codes = status_codes_of({{200, 3}, {404, 2}, {700, 1}})};
+  EXPECT_THAT(statsd_lines(window, "web."),
+              ElementsAre("web.gunicorn.requests:6|c", "web.gunicorn.request.status.200:3|c",
+                          "web.gunicorn.request.status.404:2|c",
+                          "web.gunicorn.request.status.other:1|c", "web.gunicorn.workers:1|g"));
 }
 
 TEST(StatsdLines, BucketMidpoints) {
@@ -137,6 +154,46 @@ TEST(StatsdTally, ATotalSeenTooHighIsNotCountedTwice) {
   uint64_t sent = 0;
   for (uint64_t total : {110, 100, 105, 115}) sent += tally.next(snapshot_of(total, 1)).requests;
   EXPECT_EQ(sent, 115u);
+}
+
+TEST(StatsdTally, StatusCodeWindowsAreDeltasAndUnchangedCodesAreNotSent) {
+  StatsdTally tally(/*count_from_start=*/true);
+  Snapshot first = snapshot_of(4, 1);
+  first.retired_status_codes = status_codes_of({{200, 3}, {404, 1}});
+  StatsdWindow one = tally.next(first);
+  EXPECT_EQ(one.status_codes.buckets[status_bucket(200)], 3u);
+  EXPECT_EQ(one.status_codes.buckets[status_bucket(404)], 1u);
+
+  Snapshot second = snapshot_of(9, 1);
+  second.retired_status_codes = status_codes_of({{200, 7}, {404, 1}, {500, 1}});
+  StatsdWindow two = tally.next(second);
+  EXPECT_EQ(two.status_codes.buckets[status_bucket(200)], 4u);
+  EXPECT_EQ(two.status_codes.buckets[status_bucket(404)], 0u);
+  EXPECT_EQ(two.status_codes.buckets[status_bucket(500)], 1u);
+  EXPECT_THAT(statsd_lines(two, ""),
+              ElementsAre("gunicorn.requests:5|c", "gunicorn.request.status.200:4|c",
+                          "gunicorn.request.status.500:1|c", "gunicorn.workers:1|g"));
+}
+
+TEST(StatsdTally, ARetiredWorkersStatusCodesAreSentOnce) {
+  // A worker answers 5 × 200 and exits: its slot's counts move to the retired
+  // totals, and for a moment a reader can see them in both places (10). Its
+  // replacement then answers 7: the total sent is the 12 answered.
+  StatsdTally tally(/*count_from_start=*/true);
+  auto with_worker = [](const StatusCodeSnapshot& live, const StatusCodeSnapshot& retired) {
+    Snapshot snapshot;
+    snapshot.retired_status_codes = retired;
+    snapshot.workers.resize(1);
+    snapshot.workers[0].status_codes = live;
+    return snapshot;
+  };
+  const auto five = status_codes_of({{200, 5}});
+  uint64_t sent = 0;
+  for (const Snapshot& snapshot :
+       {with_worker(five, {}), with_worker(five, five), with_worker({}, five),
+        with_worker(status_codes_of({{200, 7}}), five)})
+    sent += tally.next(snapshot).status_codes.buckets[status_bucket(200)];
+  EXPECT_EQ(sent, 12u);
 }
 
 TEST(StatsdDatagrams, LinesPackedUpToTheLimit) {

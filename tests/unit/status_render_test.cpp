@@ -145,6 +145,30 @@ TEST(Latency, WindowsSubtractAndMerge) {
   EXPECT_EQ(window.buckets[0], 7u);
 }
 
+TEST(StatusCodes, OneBucketPerKnownCodeAndOneForAnyOther) {
+  EXPECT_EQ(status_bucket(100), 0u);
+  EXPECT_EQ(status_bucket(511), kOtherStatusBucket - 1);  // the last code with a name
+  // Every known code has a bucket of its own, named by the code.
+  for (size_t bucket = 0; bucket < kOtherStatusBucket; ++bucket) {
+    const int code = std::stoi(status_bucket_name(bucket));
+    EXPECT_EQ(status_bucket(code), bucket) << code;
+  }
+  EXPECT_EQ(status_bucket(418), kOtherStatusBucket);  // in range, without a name
+  EXPECT_EQ(status_bucket(599), kOtherStatusBucket);
+  EXPECT_EQ(status_bucket(99), kOtherStatusBucket);
+  EXPECT_EQ(status_bucket(600), kOtherStatusBucket);  // http::Session sends it as given
+  EXPECT_EQ(status_bucket(0), kOtherStatusBucket);    // http::Session sends 500 instead
+  EXPECT_EQ(status_bucket_name(status_bucket(404)), "404");
+  EXPECT_EQ(status_bucket_name(kOtherStatusBucket), "other");
+
+  StatusCodeCounters counters;
+  for (int status : {200, 200, 404, 999, -1}) counters.record(status);
+  EXPECT_EQ(counters.buckets[status_bucket(200)], 2u);
+  EXPECT_EQ(counters.buckets[status_bucket(404)], 1u);
+  EXPECT_EQ(counters.buckets[kOtherStatusBucket], 2u);
+  EXPECT_EQ(counters.buckets[status_bucket(500)], 0u);
+}
+
 // ---- the scoreboard as the status process reads it ----
 
 TEST(Snapshot, ReadsLiveSlotsRetiredTotalsAndRestarts) {
@@ -171,6 +195,33 @@ TEST(Snapshot, ReadsLiveSlotsRetiredTotalsAndRestarts) {
   EXPECT_EQ(snapshot.restarts[static_cast<size_t>(RestartReason::Crash)], 1u);
   ASSERT_EQ(snapshot.recent_restarts.size(), 1u);
   EXPECT_EQ(snapshot.recent_restarts[0].pid, 103);
+}
+
+TEST(Snapshot, StatusCodesOfAnExitedWorkerAreKept) {
+  Scoreboard board(2);
+  auto& gone = fake_worker(board, 201, "sync", 3);
+  for (int status : {200, 200, 404}) gone.status_codes.record(status);
+  auto& live = fake_worker(board, 202, "sync", 2);
+  for (int status : {200, 503}) live.status_codes.record(status);
+  const uint64_t before =
+      take_snapshot(board, 0, 0).total_status_codes().buckets[status_bucket(200)];
+  board.release(gone);
+  // Its slot taken again by a new worker: the retired totals keep what it counted.
+  auto& replacement = fake_worker(board, 203, "sync", 1);
+  EXPECT_EQ(&replacement, &gone);
+  EXPECT_EQ(replacement.status_codes.buckets[status_bucket(200)], 0u);
+  replacement.status_codes.record(200);
+
+  auto snapshot = take_snapshot(board, 0, 0);
+  const auto totals = snapshot.total_status_codes();
+  EXPECT_EQ(before, 3u);
+  EXPECT_EQ(totals.buckets[status_bucket(200)], 4u);
+  EXPECT_EQ(totals.buckets[status_bucket(404)], 1u);
+  EXPECT_EQ(totals.buckets[status_bucket(503)], 1u);
+  EXPECT_EQ(snapshot.retired_status_codes.buckets[status_bucket(200)], 2u);
+  uint64_t all = 0;
+  for (uint64_t n : totals.buckets) all += n;
+  EXPECT_EQ(all, snapshot.total_requests());
 }
 
 TEST(Snapshot, TheRestartRingKeepsTheLatestInOrder) {
@@ -264,10 +315,12 @@ Snapshot loaded_snapshot() {
   a.latency.record(80);
   a.latency.record(400);
   a.latency.record(30'000'000);
+  for (int status : {200, 200, 404}) a.status_codes.record(status);
   a.io.accept();
   a.io.wait(1);
   auto& b = fake_worker(board, 4343, "epoll", 1);
   b.latency.record(2000);
+  b.status_codes.record(200);
   b.io.reading = 2;
   board.record_restart(77, RestartReason::MaxRequests);
   auto snapshot = take_snapshot(board, 1'700'000'000'000, 50'000);
@@ -371,6 +424,26 @@ TEST(Metrics, WorkersAreLabelledAndHistogramsAreCumulative) {
             std::string::npos);
 }
 
+TEST(Metrics, RequestsByStatusOnlyForCodesAnswered) {
+  const std::string text = render_metrics(loaded_snapshot());
+  EXPECT_NE(text.find("# TYPE qilin_requests_by_status_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("qilin_requests_by_status_total{code=\"200\"} 3\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("qilin_requests_by_status_total{code=\"404\"} 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("qilin_requests_by_status_total{code=\"500\"}"), std::string::npos);
+  EXPECT_EQ(text.find("qilin_requests_by_status_total{code=\"other\"}"), std::string::npos);
+
+  Snapshot quiet;
+  const std::string none = render_metrics(quiet);
+  EXPECT_NE(none.find("# TYPE qilin_requests_by_status_total counter\n"), std::string::npos);
+  EXPECT_EQ(none.find("qilin_requests_by_status_total{"), std::string::npos);
+
+  Snapshot odd;
+  odd.retired_status_codes.buckets[status_bucket(799)] = 2;
+  EXPECT_NE(render_metrics(odd).find("qilin_requests_by_status_total{code=\"other\"} 2\n"),
+            std::string::npos);
+}
+
 // ---- JSON, routes, the page and the table ----
 
 TEST(StatusJson, OneObjectPerWorkerWithRatiosAndServerTotals) {
@@ -390,6 +463,8 @@ TEST(StatusJson, OneObjectPerWorkerWithRatiosAndServerTotals) {
   EXPECT_TRUE(sync["ratios"]["completions_per_submit"].is_null());
   EXPECT_EQ(sync["latency"]["count"], 3);
   EXPECT_EQ(json["server"]["requests"], 4);
+  EXPECT_EQ(json["server"]["status_codes"], nlohmann::json({{"200", 3}, {"404", 1}}));
+  EXPECT_EQ(sync["status_codes"], nlohmann::json({{"200", 2}, {"404", 1}}));
   EXPECT_EQ(json["server"]["workers"], 2);
   EXPECT_EQ(json["server"]["open_connections"]["reading"], 2);
   EXPECT_EQ(json["restarts"]["total"]["max_requests"], 1);
@@ -404,6 +479,12 @@ http::Request request(std::string method, std::string target) {
   r.method = std::move(method);
   r.target = std::move(target);
   return r;
+}
+
+TEST(StatusJson, StatusCodesIsAnObjectEvenBeforeTheFirstRequest) {
+  auto json = status_json(Snapshot{}, StatusHistory{});
+  EXPECT_TRUE(json["server"]["status_codes"].is_object());
+  EXPECT_TRUE(json["server"]["status_codes"].empty());
 }
 
 TEST(Routes, ServeTheThreeViewsAndRefuseTheRest) {
