@@ -7,7 +7,8 @@ concurrency sweep, and a few sentences that read the numbers, each sentence
 written only when the rows it quotes were measured. It also writes the
 sweep's data file for bench/plot.gp (one block per server).
 
-Row files, '|'-separated, one line per measured row:
+Row files, '|'-separated, one line per measured run (one per pass; the
+report quotes the median of the passes):
     rows, sweep   scenario|server|req/s|p50 µs|p99 µs|CPU µs/req|syscalls/req|
                   req/wake-up|compl/submit|ctx-sw/req|socket errors|non-2xx
     idle          server|opened|still open|KiB per connection|req/s|socket errors|non-2xx
@@ -19,9 +20,10 @@ import datetime
 import os
 import platform
 import re
+import statistics
 import textwrap
 
-SCENARIO_ORDER = ["plaintext", "pipelined-16", "sleep-10ms", "block-10ms", "static-64k", "idle"]
+SCENARIO_ORDER = ["plaintext", "plaintext-half-core", "pipelined-16", "sleep-10ms", "block-10ms", "static-64k", "idle"]
 
 
 def read_rows(path):
@@ -29,6 +31,23 @@ def read_rows(path):
         return []
     with open(path) as rows:
         return [line.rstrip("\n").split("|") for line in rows if line.strip()]
+
+
+def median_rows(rows):
+    """One row per (scenario, server) from the passes' rows: the median of
+    each measured column ("-" when any pass had none), errors summed."""
+    groups = {}
+    for cells in rows:
+        groups.setdefault((cells[0], cells[1]), []).append(cells)
+    merged = []
+    for (scenario, server), runs in groups.items():
+        row = [scenario, server]
+        for column in range(2, 10):
+            values = [number(cells[column]) for cells in runs]
+            row.append("-" if None in values else str(statistics.median(values)))
+        row += [str(sum(int(cells[column]) for cells in runs)) for column in (10, 11)]
+        merged.append(row)
+    return merged
 
 
 def number(text):
@@ -176,6 +195,14 @@ def findings(rows, points):
         versus = (f" (epoll: {epoll.syscalls:.2f})" if epoll and epoll.syscalls else "")
         out.append(f"`io_uring` needs {uring.syscalls:.2f} syscalls per request{versus}: one "
                    f"`io_uring_enter` returns {uring.per_submit:.1f} completions.")
+    half = {server: get("plaintext-half-core", server) for server in ("nginx", "epoll", "io_uring")}
+    if half["nginx"] and half["nginx"].rps and half["io_uring"] and half["io_uring"].rps:
+        base = half["nginx"].rps
+        also = (f", `epoll` {half['epoll'].rps / base:.2f}x" if half["epoll"] and half["epoll"].rps
+                else "")
+        out.append(f"Held to half a core each, the server rather than wrk is the limit: "
+                   f"`io_uring` serves {half['io_uring'].rps:,.0f} req/s, "
+                   f"{half['io_uring'].rps / base:.2f}x nginx's {base:,.0f}{also}.")
     if threaded and threaded.switches is not None and epoll and epoll.switches is not None:
         out.append(f"`threaded` pays {threaded.switches:.3f} context switches per request where "
                    f"`epoll` pays {epoll.switches:.3f}: each readable connection is handed from "
@@ -224,8 +251,8 @@ def main():
         parser.add_argument(f"--{name}", required=True, type=int)
     args = parser.parse_args()
 
-    rows = [Row(cells) for cells in read_rows(args.rows)]
-    sweep = [Row(cells) for cells in read_rows(args.sweep_rows)]
+    rows = [Row(cells) for cells in median_rows(read_rows(args.rows))]
+    sweep = [Row(cells) for cells in median_rows(read_rows(args.sweep_rows))]
     idle = read_rows(args.idle_rows)
     skipped = read_rows(args.skipped)
     server_order = list(dict.fromkeys([row.server for row in rows + sweep] +
@@ -237,13 +264,16 @@ def main():
         "",
         f"Machine: {machine()}.",
         f"Server pinned to core {args.server_core} (one worker process), wrk pinned to core "
-        f"{args.client_core}; {args.runs} run(s) of {args.seconds} s per scenario, medians.",
+        f"{args.client_core}; {args.runs} run(s) of {args.seconds} s per scenario, one in each "
+        f"pass over all the servers (a noisy minute falls on every server alike), medians.",
         "CPU µs/req = server utime+stime per request (master and workers; not qilin's status "
         "process); — when the run used under 5 clock ticks, too few to divide.",
         "Apps: qilin's built-in `demo`; gunicorn (Debian's, `-w 1`; gthread with `--threads 4` "
         "like qilin's `threaded`) runs `bench/wsgi_demo.py`, the same routes in WSGI; nginx "
         "answers `/` with `return 200 \"Hello, World!\"` and the 64 KiB file with sendfile.",
-        "Scenarios (wrk -t1): plaintext `/` c50; pipelined-16 `/` 16 requests per write, c50; "
+        "Scenarios (wrk -t1): plaintext `/` c50; plaintext-half-core, the same with the server "
+        "held to half of its core by a CFS quota (5 ms per 10 ms, every server alike): wrk's core "
+        "is the limit on plaintext, here the server is; pipelined-16 `/` 16 requests per write, c50; "
         "sleep-10ms `/sleep?ms=10` c200 (qilin's loops await a timer, gunicorn sleeps); "
         "block-10ms `/block?ms=10` c50 (a blocking sleep in every server); "
         "static-64k `/static/64k.bin` c50.",

@@ -3,8 +3,10 @@
 #
 # The server (one worker process: qilin -w 1, nginx worker_processes 1,
 # gunicorn -w 1) is pinned to core 0 and wrk to core 1, so the two never
-# fight for a core. Each scenario runs BENCH_RUNS times and the report quotes
-# medians; the server's CPU time per request comes from /proc/PID/stat
+# fight for a core. Each scenario runs BENCH_RUNS times, once in each of
+# BENCH_RUNS passes over all the servers, and the report quotes medians: on a
+# shared, noisy machine a slow minute then falls on every server alike
+# rather than on whichever one was being measured; the server's CPU time per request comes from /proc/PID/stat
 # (utime + stime of master and workers) over the run. For qilin, the
 # scoreboard's IO counters (/status.json before and after each run, see
 # bench/status_delta.py) give the IO model's cost per request. A plaintext
@@ -18,10 +20,11 @@
 # Knobs (environment):
 #   BENCH_CLASSES    qilin worker classes                  sync threaded epoll io_uring
 #   BENCH_SERVERS    every server, in report order         nginx, the classes, gunicorn-sync gunicorn-gthread
-#   BENCH_SCENARIOS  scenarios to run                      plaintext pipelined-16 sleep-10ms block-10ms static-64k idle
+#   BENCH_SCENARIOS  scenarios to run                      plaintext plaintext-half-core pipelined-16
+#                                                          sleep-10ms block-10ms static-64k idle
 #   BENCH_SWEEP      plaintext concurrencies for the plots 1 4 16 64 256 (empty: no sweep, no plots)
 #   BENCH_SECONDS    seconds per wrk run                   3
-#   BENCH_RUNS       runs per scenario and sweep point     3
+#   BENCH_RUNS       passes: runs per scenario and point   3
 #   BENCH_IDLE       idle keep-alive connections           10000
 #   BENCH_RESULTS    where the report and plots go         bench/results
 set -euo pipefail
@@ -31,7 +34,7 @@ QILIN=${1:-build/release/cmd/qilin}
 IDLE_CLIENTS=${IDLE_CLIENTS:-$(dirname "$(dirname "$QILIN")")/bench/idle_clients}
 CLASSES=${BENCH_CLASSES:-sync threaded epoll io_uring}
 read -r -a SERVERS <<<"${BENCH_SERVERS:-nginx $CLASSES gunicorn-sync gunicorn-gthread}"
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-plaintext pipelined-16 sleep-10ms block-10ms static-64k idle}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-plaintext plaintext-half-core pipelined-16 sleep-10ms block-10ms static-64k idle}"
 read -r -a SWEEP <<<"${BENCH_SWEEP-1 4 16 64 256}"
 RUN_SECONDS=${BENCH_SECONDS:-3}
 RUNS=${BENCH_RUNS:-3}
@@ -55,7 +58,7 @@ skipped="$work/skipped"        # scenario|server|why
 
 die() { echo "bench: $*" >&2; exit 1; }
 source bench/servers.sh
-cleanup() { stop_server; rm -rf "$work"; }
+cleanup() { stop_server; remove_cpu_budget; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
 [[ -x "$QILIN" ]] || die "no qilin binary at $QILIN (run make build)"
@@ -92,43 +95,32 @@ status_json() { curl -sf -o "$1" "http://127.0.0.1:$STATUS_PORT/status.json"; }
 
 # field NAME LINE → the value of NAME=... in a RESULT line
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-# The median of a column of numbers; "-" (not applicable) if any is "-".
-median() {
-  sort -g | awk '$1 == "-" {dash = 1} {v[NR] = $1}
-    END {print dash ? "-" : (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
-}
-
-# measure OUT SERVER NAME -- WRK ARGS... : RUNS runs, one row of medians in OUT
+# measure OUT SERVER NAME -- WRK ARGS... : one run, one row in OUT (the
+# report takes the median of the passes' rows)
 measure() {
   local into=$1 server=$2 name=$3; shift 4
-  local out="$work/runs" errors=0 non2xx=0
-  : >"$out"
-  for _ in $(seq "$RUNS"); do
-    local before after line requests io="- - - -"
-    wait_quiet
-    is_qilin "$server" && status_json "$work/before.json"
-    before=$(cpu_ticks)
-    line=$(taskset -c "$CLIENT_CORE" wrk --timeout 10s -d "${RUN_SECONDS}s" "$@" | grep '^RESULT' || true)
-    after=$(cpu_ticks)
-    [[ -n "$line" ]] || die "wrk printed no result for $server $name"
-    if is_qilin "$server"; then
-      sleep 1.1 # the workers' once-a-second sample of their context switches
-      status_json "$work/after.json"
-      io=$(python3 bench/status_delta.py "$work/before.json" "$work/after.json")
-    fi
-    requests=$(field requests "$line")
-    errors=$((errors + $(field socket_errors "$line")))
-    non2xx=$((non2xx + $(field non2xx "$line")))
-    # CPU per request; "-" under 5 clock ticks, too few to divide.
-    awk -v r="$(field rps "$line")" -v p50="$(field p50_us "$line")" -v p99="$(field p99_us "$line")" \
-        -v ticks=$((after - before)) -v hz="$TICKS" -v n="$requests" -v io="$io" 'BEGIN {
-          cpu = (n > 0 && ticks >= 5) ? sprintf("%.2f", ticks / hz * 1e6 / n) : "-"
-          print r, p50, p99, cpu, io
-        }' >>"$out"
-  done
-  local columns="$name|$server" column
-  for column in 1 2 3 4 5 6 7 8; do columns+="|$(cut -d' ' -f$column "$out" | median)"; done
-  echo "$columns|$errors|$non2xx" >>"$into"
+  local before after line requests io="- - - -"
+  wait_quiet
+  is_qilin "$server" && status_json "$work/before.json"
+  before=$(cpu_ticks)
+  line=$(taskset -c "$CLIENT_CORE" wrk --timeout 10s -d "${RUN_SECONDS}s" "$@" | grep '^RESULT' || true)
+  after=$(cpu_ticks)
+  [[ -n "$line" ]] || die "wrk printed no result for $server $name"
+  if is_qilin "$server"; then
+    sleep 1.1 # the workers' once-a-second sample of their context switches
+    status_json "$work/after.json"
+    io=$(python3 bench/status_delta.py "$work/before.json" "$work/after.json")
+  fi
+  requests=$(field requests "$line")
+  # CPU per request; "-" under 5 clock ticks, too few to divide.
+  awk -v r="$(field rps "$line")" -v p50="$(field p50_us "$line")" -v p99="$(field p99_us "$line")" \
+      -v ticks=$((after - before)) -v hz="$TICKS" -v n="$requests" -v io="$io" \
+      -v errors="$(field socket_errors "$line")" -v non2xx="$(field non2xx "$line")" \
+      -v name="$name" -v server="$server" 'BEGIN {
+        cpu = (n > 0 && ticks >= 5) ? sprintf("%.2f", ticks / hz * 1e6 / n) : "-"
+        split(io, c, " ")
+        printf "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", name, server, r, p50, p99, cpu, c[1], c[2], c[3], c[4], errors, non2xx
+      }' >>"$into"
   echo "  $name: $(tail -n1 "$into")" >&2
 }
 
@@ -167,30 +159,38 @@ why_not() {
       echo "answers only the first request of a pipelined batch, then waits for new bytes on the socket (50 responses in 2 s from 50 connections)" ;;
     sleep-10ms:nginx | block-10ms:nginx) echo "no application to sleep in" ;;
     idle:*) [[ -x "$IDLE_CLIENTS" ]] || echo "bench/idle_clients is not built (cmake target idle_clients)" ;;
+    plaintext-half-core:*) [[ -n "$budget_cgroup" ]] || cat "$work/budget-why" ;;
   esac
 }
 
 pipelined_script="$work/pipelined.lua"
 cat bench/pipeline.lua bench/report.lua >"$pipelined_script"
 
+# bench_server SERVER PASS: one run of every scenario and sweep point. The
+# idle scenario is about memory and errors, not speed: first pass only.
 bench_server() {
-  local server=$1 url="http://127.0.0.1:$PORT" scenario reason c
-  echo "$server:" >&2
+  local server=$1 pass=$2 url="http://127.0.0.1:$PORT" scenario reason c
+  echo "$server (pass $pass of $RUNS):" >&2
   for scenario in "${SCENARIOS[@]}"; do
     reason=$(why_not "$server" "$scenario")
     if [[ -n "$reason" ]]; then
-      echo "$scenario|$server|$reason" >>"$skipped"
+      if ((pass == 1)); then echo "$scenario|$server|$reason" >>"$skipped"; fi
       continue
     fi
     case "$scenario" in
       plaintext) measure "$rows" "$server" plaintext -- -t1 -c50 -s bench/report.lua "$url/" ;;
+      # The same load with the server held to half its core (servers.sh).
+      plaintext-half-core)
+        enter_cpu_budget
+        measure "$rows" "$server" plaintext-half-core -- -t1 -c50 -s bench/report.lua "$url/"
+        leave_cpu_budget ;;
       pipelined-16) measure "$rows" "$server" pipelined-16 -- -t1 -c50 -s "$pipelined_script" "$url/" -- 16 ;;
       # The same 10 ms, two ways: /sleep lets an event loop serve others while
       # it waits, /block holds whatever runs the handler (process, thread, loop).
       sleep-10ms) measure "$rows" "$server" sleep-10ms -- -t1 -c200 -s bench/report.lua "$url/sleep?ms=10" ;;
       block-10ms) measure "$rows" "$server" block-10ms -- -t1 -c50 -s bench/report.lua "$url/block?ms=10" ;;
       static-64k) measure "$rows" "$server" static-64k -- -t1 -c50 -s bench/report.lua "$url/static/64k.bin" ;;
-      idle) idle_scenario "$server" "$url/" ;;
+      idle) if ((pass == 1)); then idle_scenario "$server" "$url/"; fi ;;
       *) die "unknown scenario $scenario (BENCH_SCENARIOS)" ;;
     esac
   done
@@ -200,12 +200,16 @@ bench_server() {
 }
 
 make_static_file
+[[ " ${SCENARIOS[*]} " == *" plaintext-half-core "* ]] && { make_cpu_budget >"$work/budget-why" || true; }
 chmod 755 "$work" # nginx's worker runs as nobody and must reach $work/static
-for server in "${SERVERS[@]}"; do
-  available "$server" || continue
-  start_server "$server"
-  bench_server "$server"
-  stop_server
+available_servers=()
+for server in "${SERVERS[@]}"; do available "$server" && available_servers+=("$server"); done
+for pass in $(seq "$RUNS"); do
+  for server in "${available_servers[@]}"; do
+    start_server "$server"
+    bench_server "$server" "$pass"
+    stop_server
+  done
 done
 
 mkdir -p "$RESULTS"

@@ -117,3 +117,42 @@ available() {
          { echo "skipping $1: not a worker class of this build" >&2; return 1; } ;;
   esac
 }
+
+# ---- a CPU budget: the half-core scenario ----
+# Unconstrained, plaintext is limited by wrk's one core (it is ~100% busy
+# against nginx and qilin alike), so its req/s compares wrk with itself. The
+# half-core scenario holds the server to 5 ms of CPU per 10 ms with a CFS
+# quota, the same for every server, so that the server is the limit and
+# req/s compares the servers' CPU per request. cgroup v2 (cpu.max) or v1
+# (the cpu controller's cfs_quota_us); needs root.
+budget_cgroup=""
+budget_procs=""  # cgroup.procs of the server's cgroup before the move
+
+# Makes the cgroup; prints why not and fails when it cannot.
+make_cpu_budget() {
+  local v2=/sys/fs/cgroup v1=/sys/fs/cgroup/cpu
+  if grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null; then
+    grep -qw cpu "$v2/cgroup.subtree_control" || echo +cpu >"$v2/cgroup.subtree_control" 2>/dev/null &&
+      mkdir -p "$v2/qilin-bench" 2>/dev/null && echo "5000 10000" >"$v2/qilin-bench/cpu.max" 2>/dev/null &&
+      budget_cgroup=$v2/qilin-bench
+  elif [[ -f "$v1/cpu.cfs_quota_us" ]]; then
+    mkdir -p "$v1/qilin-bench" 2>/dev/null && echo 10000 >"$v1/qilin-bench/cpu.cfs_period_us" 2>/dev/null &&
+      echo 5000 >"$v1/qilin-bench/cpu.cfs_quota_us" 2>/dev/null && budget_cgroup=$v1/qilin-bench
+  fi
+  [[ -n "$budget_cgroup" ]] && return 0
+  echo "needs a writable cpu cgroup (v2 cpu.max or v1 cpu.cfs_quota_us) to set a CPU quota; run as root"
+  return 1
+}
+
+# Moves the server (not qilin's status process) into the budget and back.
+enter_cpu_budget() {
+  local pid path
+  path=$(awk -F: '$2 == "cpu" || $2 == "cpu,cpuacct" || $2 == "" {print $3; exit}' "/proc/$server_pid/cgroup")
+  budget_procs="$(dirname "$budget_cgroup")$path/cgroup.procs"
+  for pid in $(server_pids); do echo "$pid" >"$budget_cgroup/cgroup.procs"; done
+}
+leave_cpu_budget() {
+  local pid
+  for pid in $(server_pids); do echo "$pid" >"$budget_procs" 2>/dev/null || true; done
+}
+remove_cpu_budget() { [[ -z "$budget_cgroup" ]] || rmdir "$budget_cgroup" 2>/dev/null || true; }
