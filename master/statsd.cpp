@@ -2,9 +2,7 @@
 // lines and datagrams they become, and the UDP socket that sends them.
 #include "master/statsd.hpp"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -15,6 +13,7 @@
 #include <utility>
 
 #include "sys/error.hpp"
+#include "sys/socket.hpp"
 
 namespace qilin::master {
 
@@ -141,20 +140,8 @@ void StatsdClient::report(const Snapshot& snapshot) {
 // A UDP connect sends nothing: it fixes the destination and the route.
 bool StatsdClient::connect_once() {
   sockaddr_storage address{};
-  socklen_t length = 0;
-  if (settings_.ipv6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(settings_.port);
-    ::inet_pton(AF_INET6, settings_.host.c_str(), &in6->sin6_addr);
-    length = sizeof(sockaddr_in6);
-  } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(settings_.port);
-    ::inet_pton(AF_INET, settings_.host.c_str(), &in4->sin_addr);
-    length = sizeof(sockaddr_in);
-  }
+  const socklen_t length = sys::inet_address(settings_.ipv6 ? sys::Family::Tcp6 : sys::Family::Tcp4,
+                                             settings_.host, settings_.port, address);
   connected_ = ::connect(socket_.get(), reinterpret_cast<const sockaddr*>(&address), length) == 0;
   if (!connected_) log_failure("connect", errno);
   return connected_;

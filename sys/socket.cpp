@@ -37,28 +37,29 @@ bool unix_socket_is_stale(const sockaddr_un& address) {
 
 }  // namespace
 
+socklen_t inet_address(Family family, const std::string& host, uint16_t port,
+                       sockaddr_storage& address) {
+  address = {};
+  if (family == Family::Tcp6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    return ::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1 ? sizeof *in6 : 0;
+  }
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
+  in4->sin_family = AF_INET;
+  in4->sin_port = htons(port);
+  const char* literal = host == "localhost" ? "127.0.0.1" : host.c_str();
+  return ::inet_pton(AF_INET, literal, &in4->sin_addr) == 1 ? sizeof *in4 : 0;
+}
+
 namespace {
 
 Listener listen_tcp_with(Family family, const std::string& host, uint16_t port, int backlog,
                          const std::string& name, bool reuse_port) {
   sockaddr_storage storage{};
-  socklen_t length = 0;
-  if (family == Family::Tcp6) {
-    auto* address = reinterpret_cast<sockaddr_in6*>(&storage);
-    address->sin6_family = AF_INET6;
-    address->sin6_port = htons(port);
-    if (::inet_pton(AF_INET6, host.c_str(), &address->sin6_addr) != 1)
-      throw SysError("inet_pton", EINVAL);
-    length = sizeof *address;
-  } else {
-    auto* address = reinterpret_cast<sockaddr_in*>(&storage);
-    address->sin_family = AF_INET;
-    address->sin_port = htons(port);
-    const std::string& literal = host == "localhost" ? std::string("127.0.0.1") : host;
-    if (::inet_pton(AF_INET, literal.c_str(), &address->sin_addr) != 1)
-      throw SysError("inet_pton", EINVAL);
-    length = sizeof *address;
-  }
+  const socklen_t length = inet_address(family, host, port, storage);
+  if (length == 0) throw SysError("inet_pton", EINVAL);
   Fd fd = make_socket(storage.ss_family);
   int on = 1;
   // A restarted server must not wait out TIME_WAIT of its previous life.
@@ -94,8 +95,8 @@ Listener listen_beside(const Listener& reservation, int backlog) {
   if (::getsockname(reservation.fd.get(), reinterpret_cast<sockaddr*>(&storage), &length) != 0)
     throw SysError("getsockname", errno);
   Family family = storage.ss_family == AF_INET6 ? Family::Tcp6 : Family::Tcp4;
-  Listener own = listen_tcp_with(family, peer_name(storage, length), local_port(reservation.fd.get()),
-                                 backlog, reservation.name, true);
+  Listener own = listen_tcp_with(family, peer_name(storage, length),
+                                 local_port(reservation.fd.get()), backlog, reservation.name, true);
   listen_or_throw(own.fd, backlog);
   own.per_worker = false;
   own.exclusive = true;
@@ -105,11 +106,13 @@ Listener listen_beside(const Listener& reservation, int backlog) {
 Listener adopt_listener(int fd) {
   int listening = 0;
   socklen_t size = sizeof listening;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0) throw SysError("getsockopt", errno);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0)
+    throw SysError("getsockopt", errno);
   if (!listening) throw SysError("listen", EINVAL);
   sockaddr_storage storage{};
   socklen_t length = sizeof storage;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) throw SysError("getsockname", errno);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0)
+    throw SysError("getsockname", errno);
   set_nonblocking(fd);
   set_cloexec(fd, true);
   std::string name;
@@ -118,8 +121,10 @@ Listener adopt_listener(int fd) {
   if (storage.ss_family == AF_UNIX)
     name.append("unix:").append(reinterpret_cast<sockaddr_un*>(&storage)->sun_path);
   else if (storage.ss_family == AF_INET6)
-    name.append("[").append(peer_name(storage, length)).append("]:").append(
-        std::to_string(local_port(fd)));
+    name.append("[")
+        .append(peer_name(storage, length))
+        .append("]:")
+        .append(std::to_string(local_port(fd)));
   else
     name = peer_name(storage, length) + ":" + std::to_string(local_port(fd));
   return Listener{Fd(fd), name, {}};

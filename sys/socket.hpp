@@ -61,6 +61,12 @@ uint16_t local_port(int fd);
 void set_nonblocking(int fd);
 void set_cloexec(int fd, bool on);
 
+// A TCP/UDP address from a literal (IPv4, IPv6, or "localhost" = 127.0.0.1)
+// and a port, into `address`; returns its length, or 0 when `host` is not a
+// literal of `family` (Tcp4 or Tcp6).
+socklen_t inet_address(Family family, const std::string& host, uint16_t port,
+                       sockaddr_storage& address);
+
 // "127.0.0.1", "::1", or "unix" for a unix-socket peer (access log %(h)s).
 std::string peer_name(const sockaddr_storage& address, socklen_t length);
 

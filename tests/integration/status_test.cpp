@@ -215,6 +215,36 @@ ClassRatios ratios_from_status(const nlohmann::json& status, const std::string& 
           .switches_per_request = divide(switches, requests)};
 }
 
+// Each worker's context switches by pid, as /status.json shows them now.
+std::map<uint64_t, uint64_t> switches_by_worker(const nlohmann::json& json) {
+  std::map<uint64_t, uint64_t> switches;
+  for (const auto& worker : json["workers"])
+    switches[worker["pid"].get<uint64_t>()] =
+        worker["process"]["context_switches"].get<uint64_t>();
+  return switches;
+}
+
+// The status JSON once every worker's once-a-second process sample has been
+// taken again since the load ended: each sample stores a count that grew,
+// since even an idle worker blocks at least once a second in its poller.
+std::optional<nlohmann::json> status_after_next_sample(const StatusServer& status) {
+  auto before = status.status_json();
+  if (!before) return std::nullopt;
+  const auto then = switches_by_worker(*before);
+  std::optional<nlohmann::json> after;
+  const bool sampled = eventually(
+      [&] {
+        after = status.status_json();
+        if (!after) return false;
+        const auto now = switches_by_worker(*after);
+        for (const auto& [pid, count] : then)
+          if (!now.contains(pid) || now.at(pid) <= count) return false;
+        return true;
+      },
+      5s);
+  return sampled ? after : std::nullopt;
+}
+
 // Starts `worker_class` with `workers` workers, runs `requests` requests of
 // `target` from `clients` threads, waits for the once-a-second process
 // figures to catch up, and returns the class's ratios. For the cross-class
@@ -227,8 +257,7 @@ ClassRatios measure_class(const std::string& worker_class, int workers = 2, int 
   args.push_back("hello");
   StatusServer status(args, workers);
   EXPECT_EQ(load(status.server.port(), requests, clients, target), requests);
-  std::this_thread::sleep_for(1200ms);  // context switches are sampled once a second
-  auto json = status.status_json();
+  auto json = status_after_next_sample(status);
   EXPECT_TRUE(json);
   return json ? ratios_from_status(*json, worker_class) : ClassRatios{};
 }
@@ -350,8 +379,7 @@ ClassRatios measure_under_wrk(const std::string& worker_class) {
   const std::string command = "timeout 20 wrk -t1 -c16 -d2s http://127.0.0.1:" +
                               std::to_string(status.server.port()) + "/ > /dev/null 2>&1";
   EXPECT_EQ(std::system(command.c_str()), 0) << "wrk failed (installed by deploy/install-deps.sh)";
-  std::this_thread::sleep_for(1200ms);  // context switches are sampled once a second
-  auto json = status.status_json();
+  auto json = status_after_next_sample(status);
   EXPECT_TRUE(json);
   return json ? ratios_from_status(*json, worker_class) : ClassRatios{};
 }
