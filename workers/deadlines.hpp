@@ -11,6 +11,7 @@
 // connection never inherits the old one's timer.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -37,14 +38,17 @@ class DeadlineQueue {
     heap_.push({deadline_ms, sequence_++, {}, connection});
   }
 
-  // How long the loop may sleep: until the earliest deadline, at most `cap_ms`
-  // (the heartbeat), never negative.
-  int timeout_ms(int64_t now_ms, int cap_ms) const {
-    if (heap_.empty()) return cap_ms;
-    int64_t wait = heap_.top().deadline_ms - now_ms;
-    return wait <= 0 ? 0 : static_cast<int>(wait < cap_ms ? wait : cap_ms);
+  // How long the loop may sleep, in nanoseconds from `now_ns`: until the
+  // earliest deadline, at most `cap_ms` (the heartbeat), never negative.
+  // Nanoseconds, so that a wait computed mid-millisecond ends on the
+  // deadline and not up to a millisecond after it.
+  int64_t wait_ns(int64_t now_ns, int64_t cap_ms) const {
+    constexpr int64_t kNsPerMs = 1'000'000;
+    const int64_t cap_ns = cap_ms * kNsPerMs;
+    if (heap_.empty()) return cap_ns;
+    const int64_t wait = heap_.top().deadline_ms * kNsPerMs - now_ns;
+    return std::clamp<int64_t>(wait, 0, cap_ns);
   }
-  int64_t earliest_ms() const { return heap_.empty() ? INT64_MAX : heap_.top().deadline_ms; }
 
   // Resumes every sleeper due by `now_ms` and calls on_connection(ref) for
   // every connection entry due; the loop decides whether that entry is stale.

@@ -108,8 +108,7 @@ class EpollWorker final : public Worker {
       // The timeout comes from last turn's clock: late by that turn's work,
       // which is only noticeable when the app blocked the loop anyway.
       const bool pending = !ready_.empty() || !dirty_.empty();
-      int ready = ::epoll_wait(epoll_.get(), events_, kMaxEvents,
-                               pending ? 0 : deadlines_.timeout_ms(now_, kHeartbeatMs));
+      int ready = wait_for_events(pending ? 0 : deadlines_.wait_ns(now_ns_, kHeartbeatMs));
       io().wait(ready);
       if (ready < 0 && errno != EINTR) {
         spdlog::error("{}", sys::describe("epoll_wait", errno));
@@ -125,6 +124,21 @@ class EpollWorker final : public Worker {
       if (!accepting_ && !stopping_ && open_ < limit() && now_ >= accept_retry_ms_)
         set_accepting(true);
     }
+  }
+
+  // epoll_pwait2 takes the timeout in nanoseconds, so a sleep ends on its
+  // deadline; epoll_wait's whole milliseconds, rounded up, end it up to a
+  // millisecond late. epoll_wait remains for kernels before 5.11 and for
+  // seccomp filters that do not know the newer call.
+  int wait_for_events(int64_t wait_ns) {
+    if (has_pwait2_) {
+      const timespec timeout{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
+      const int ready = ::epoll_pwait2(epoll_.get(), events_, kMaxEvents, &timeout, nullptr);
+      if (ready >= 0 || errno != ENOSYS) return ready;
+      has_pwait2_ = false;
+    }
+    return ::epoll_wait(epoll_.get(), events_, kMaxEvents,
+                        static_cast<int>((wait_ns + 999'999) / 1'000'000));
   }
 
   void dispatch(const epoll_event& event) {
@@ -471,7 +485,8 @@ class EpollWorker final : public Worker {
       throw sys::SysError("epoll_ctl", errno);
     timer_ms_[kIdle] = int64_t{config_.keepalive} * 1000;
     timer_ms_[kRequest] = int64_t{limits_.request_timeout_seconds} * 1000;
-    now_ = master::monotonic_ms();
+    now_ns_ = master::monotonic_ns();
+    now_ = now_ns_ / 1'000'000;
   }
 
   sys::Fd epoll_;
@@ -487,6 +502,7 @@ class EpollWorker final : public Worker {
   int64_t timer_ms_[kTimers] = {-1, 0, 0, kSendTimeoutMs, kLingerMs};  // by Timer; -1: none
   int64_t now_ = 0;     // monotonic ms, read once per turn
   int64_t now_ns_ = 0;  // the same reading in ns: when this turn's requests started
+  bool has_pwait2_ = true;
   DeadlineQueue deadlines_;
   LoopContext context_{deadlines_};
   epoll_event events_[kMaxEvents];

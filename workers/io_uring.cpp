@@ -145,9 +145,9 @@ class IoUringWorker final : public Worker {
       flush();
       steer_accepts();
       if (stopping_ && (open_ == 0 || graceful_ms_left() <= 0)) break;
-      int64_t wait_ms = deadlines_.timeout_ms(now_ms_, 1000);
-      if (stopping_) wait_ms = std::clamp<int64_t>(graceful_ms_left(), 0, wait_ms);
-      __kernel_timespec timeout{.tv_sec = wait_ms / 1000, .tv_nsec = wait_ms % 1000 * 1'000'000};
+      int64_t wait_ns = deadlines_.wait_ns(now_ns_, 1000);
+      if (stopping_) wait_ns = std::clamp<int64_t>(graceful_ms_left() * 1'000'000, 0, wait_ns);
+      __kernel_timespec timeout{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
       io_uring_cqe* cqe = nullptr;
       int waited = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
       if (waited < 0 && waited != -ETIME && waited != -EINTR)
