@@ -276,6 +276,7 @@ struct Session::State {
     s->head.clear();
     write_error(s->head, s->body, status);
     end_after(s->id);
+    rejection = Session::Rejection{status, s->body.size()};
   }
 
   bool over(size_t n, size_t limit) const noexcept { return limit != 0 && n > limit; }
@@ -714,6 +715,7 @@ struct Session::State {
 
   bool input_done = false;
   bool rejected = false;
+  std::optional<Session::Rejection> rejection;  // until take_rejection()
   bool refuse = false;
   bool closing = false;
   uint64_t end_id = kNoEnd;
@@ -838,6 +840,10 @@ void Session::refuse_keep_alive() noexcept {
   // The last complete request is the last answered; with none, the next one.
   size_t complete = s.count - (s.parsing ? 1 : 0);
   if (complete > 0) s.end_after(s.at(complete - 1).id);
+}
+
+std::optional<Session::Rejection> Session::take_rejection() noexcept {
+  return std::exchange(state_->rejection, std::nullopt);
 }
 
 std::span<const iovec> Session::output() {

@@ -3,6 +3,7 @@
 // A worker moves bytes; the session does everything else. The contract:
 //   feed(bytes) / feed_eof()   parse (llhttp); complete requests are queued, a
 //                              framing error queues an error response and ends input
+//   take_rejection()           the error response queued in place of a request, once
 //   next_request()             hands requests out in arrival order
 //   respond(id, response)      may be called in any order (apps finish out of order)
 //   output() / file_output()   what may be written now, strictly in request order
@@ -66,6 +67,14 @@ class Session {
   void feed(std::string_view bytes);
   // The peer closed its side. A partial request is dropped (nothing to answer).
   void feed_eof();
+  // The error response feed() or feed_eof() queued in place of a request,
+  // handed out once, so that the worker counts and logs it like an answered
+  // request (nginx logs its 400s too). At most one per connection.
+  struct Rejection {
+    int status;
+    size_t body_bytes;
+  };
+  std::optional<Rejection> take_rejection() noexcept;
   // False when the connection is closing, or enough requests/output are queued
   // that reading more would only buffer (limits.pipeline_depth, output_high_water).
   bool wants_input() const noexcept;

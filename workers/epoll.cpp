@@ -245,12 +245,14 @@ class EpollWorker final : public Worker {
         // connection idle again: the keep-alive period restarts regardless.
         if (c.timer == kIdle) arm(c, kNoTimer);
         session.feed({buffer_, static_cast<size_t>(n)});
+        count_rejection(session, c.peer);
         start_requests(c);  // before reading on: answered requests free pipeline room
       } else if (n == 0) {
         if (c.lingering) return close(c);  // the client has all it will read
         c.can_read = false;
         c.peer_eof = true;
         session.feed_eof();  // pending responses are still written, then wants_close()
+        count_rejection(session, c.peer);
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         c.can_read = false;
       } else if (errno != EINTR) {

@@ -323,6 +323,17 @@ void Worker::take_backlog_and_close_listeners(int accept_flags,
   if (taken > 0) spdlog::debug("stopping: serving {} connections from the listen backlog", taken);
 }
 
+void Worker::count_rejection(http::Session& session, std::string_view peer) {
+  const auto rejection = session.take_rejection();
+  if (!rejection) return;
+  master::bump(slot_.requests);
+  master::bump(slot_.body_bytes_out, rejection->body_bytes);
+  slot_.status_codes.record(rejection->status);
+  if (auto* access = sys::access_log())
+    access->info("{} - - {} \"-\" {} {} \"-\" \"-\"", peer, access_log_time(std::time(nullptr)),
+                 rejection->status, rejection->body_bytes);
+}
+
 void Worker::connection_accepted() noexcept {
   slot_.connections.fetch_add(1, std::memory_order_relaxed);
 }

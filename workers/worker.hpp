@@ -106,6 +106,11 @@ class Worker {
   // should refuse keep-alive from now on.
   bool request_done(const http::Request& request, const http::Response& response,
                     std::string_view peer, int64_t started_ns = 0);
+  // After each Session::feed() and feed_eof(): an error response the session
+  // queued itself (a malformed or oversized request) is counted and logged
+  // like an answered request, with "-" for the request line as nginx does,
+  // so that /metrics and the access log show the 400s. Cheap when there is none.
+  void count_rejection(http::Session& session, std::string_view peer);
   // Once per accepted connection.
   void connection_accepted() noexcept;
   // accept4(listener, flags), counted, with its outcome sorted (STYLE 8):

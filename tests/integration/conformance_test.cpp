@@ -259,6 +259,25 @@ TEST_P(Conformance, TrustedProxyNamesTheClientInTheAccessLog) {
   EXPECT_EQ(conflicting->status, 400);
 }
 
+// A request the session answers itself, before any app sees it, is still a
+// line in the access log: nginx logs its 400s, and so must a server behind it.
+TEST_P(Conformance, RejectedRequestIsInTheAccessLog) {
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  Server server({"-k", GetParam(), "--access-logfile", access, "hello"});
+  Client client(server.port());
+  client.send("GET / HTTP/1.1\r\nHost: t\r\nBad Field: x\r\n\r\n");
+  auto response = client.receive();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  EXPECT_EQ(response->body, "Bad Request\n");
+  EXPECT_TRUE(eventually(
+      [&] { return read_file(access).find("127.0.0.1 - - [") != std::string::npos; }, 3s))
+      << read_file(access);
+  EXPECT_NE(read_file(access).find("] \"-\" 400 12 \"-\" \"-\""), std::string::npos)
+      << read_file(access);
+}
+
 TEST_P(Conformance, ProxyProtocolNamesTheClient) {
   // proxy_allow_ips trusts 127.0.0.1 by default: every connection must begin
   // with a PROXY header, and the client it names is the access log's %(h)s.

@@ -440,20 +440,29 @@ TEST(Status, RequestsAreCountedByStatusCode) {
   auto missing = get(status.server.port(), "/no-such-route");
   ASSERT_TRUE(missing);
   ASSERT_EQ(missing->status, 404);
+  // Answered by the session, never seen by the app: counted all the same.
+  Client malformed(status.server.port());
+  malformed.send("GET / HTTP/1.1\r\nHost: t\r\nBad Field: x\r\n\r\n");
+  auto rejected = malformed.receive();
+  ASSERT_TRUE(rejected);
+  ASSERT_EQ(rejected->status, 400);
   std::string text;
   ASSERT_TRUE(eventually([&] {
     auto metrics = get(status.status_port, "/metrics");
     if (!metrics) return false;
     text = metrics->body;
-    return text.find("qilin_requests_by_status_total{code=\"404\"} 1\n") != std::string::npos;
+    return text.find("qilin_requests_by_status_total{code=\"404\"} 1\n") != std::string::npos &&
+           text.find("qilin_requests_by_status_total{code=\"400\"} 1\n") != std::string::npos;
   })) << text;
   EXPECT_NE(text.find("qilin_requests_by_status_total{code=\"200\"} 1\n"), std::string::npos)
       << text;
   EXPECT_EQ(text.find("qilin_requests_by_status_total{code=\"500\"}"), std::string::npos);
   auto json = status.status_json();
   ASSERT_TRUE(json);
-  EXPECT_EQ((*json)["server"]["status_codes"], nlohmann::json({{"200", 1}, {"404", 1}}))
+  EXPECT_EQ((*json)["server"]["status_codes"],
+            nlohmann::json({{"200", 1}, {"400", 1}, {"404", 1}}))
       << json->dump(2);
+  EXPECT_EQ((*json)["server"]["requests"], 3) << json->dump(2);
 }
 
 TEST(Status, KilledWorkerIsRecordedAsACrash) {

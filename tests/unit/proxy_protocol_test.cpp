@@ -239,14 +239,20 @@ TEST(ProxySession, TruncatedHeaderThenEofIs400AndReadsAsARequest) {
     s.set_peer("127.0.0.1", false, true);
     EXPECT_TRUE(s.idle());
     s.feed(partial);
+    EXPECT_FALSE(s.take_rejection());
     EXPECT_TRUE(s.reading_request());  // the request deadline applies
     EXPECT_FALSE(s.idle());
     s.feed_eof();
+    const auto rejection = s.take_rejection();
+    ASSERT_TRUE(rejection);  // for the worker to count and log, once
+    EXPECT_EQ(rejection->status, 400);
+    EXPECT_FALSE(s.take_rejection());
     EXPECT_EQ(first_status(s), "HTTP/1.1 400");
   }
   Session silent(Limits{});  // nothing at all: nothing to answer
   silent.set_peer("127.0.0.1", false, true);
   silent.feed_eof();
+  EXPECT_FALSE(silent.take_rejection());
   EXPECT_TRUE(silent.output().empty());
   EXPECT_TRUE(silent.wants_close());
 }

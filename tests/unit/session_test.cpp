@@ -374,6 +374,7 @@ struct Outcome {
   std::vector<Request> requests;
   std::string output;
   bool closes = false;
+  std::vector<Session::Rejection> rejections;  // take_rejection() after each feed
 };
 
 // Feeds the pieces, answering every request as soon as it is handed out.
@@ -382,6 +383,7 @@ Outcome run(const Case& c, const std::vector<std::string_view>& pieces) {
   Outcome o;
   for (std::string_view piece : pieces) {
     s.feed(piece);
+    if (auto rejection = s.take_rejection()) o.rejections.push_back(*rejection);
     while (auto r = s.next_request()) {
       uint64_t id = r->id;
       o.requests.push_back(std::move(*r));
@@ -419,7 +421,14 @@ void check(const Case& c, const Outcome& o, const std::string& how) {
       EXPECT_EQ(responses[i].header("Connection"), "close");
       EXPECT_EQ(responses[i].header("Content-Type"), "text/plain; charset=utf-8");
       EXPECT_FALSE(responses[i].body.empty());
+      // The session's own answer, handed to the worker once to count and log.
+      ASSERT_EQ(o.rejections.size(), 1u);
+      EXPECT_EQ(o.rejections[0].status, c.statuses[i]);
+      EXPECT_EQ(o.rejections[0].body_bytes, responses[i].body.size());
     }
+  }
+  if (c.statuses.empty() || c.statuses.back() < 400) {
+    EXPECT_TRUE(o.rejections.empty());
   }
   EXPECT_EQ(o.closes, c.closes);
 }
