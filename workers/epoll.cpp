@@ -363,9 +363,12 @@ class EpollWorker final : public Worker {
   // destroy the response still on its way; so half-close and drain them
   // first (nginx's lingering close).
   void close_gracefully(Connection& c) {
-    if (c.peer_eof || ::recv(c.fd.get(), buffer_, sizeof buffer_, MSG_DONTWAIT) <= 0 ||
-        ::shutdown(c.fd.get(), SHUT_WR) != 0)
-      return close(c);
+    if (c.peer_eof) return close(c);
+    const ssize_t unread = ::recv(c.fd.get(), buffer_, sizeof buffer_, MSG_DONTWAIT);
+    io().read(unread);
+    if (unread <= 0) return close(c);  // nothing unread: a plain close sends FIN, not RST
+    io().syscall();
+    if (::shutdown(c.fd.get(), SHUT_WR) != 0) return close(c);
     c.lingering = c.can_read = true;
     arm(c, kLinger);
     enqueue(ready_, &Connection::queued_read, c);
@@ -382,6 +385,7 @@ class EpollWorker final : public Worker {
 
   void close(Connection& c) {
     c.fd.reset();  // the fd was never duplicated: closing it also leaves the epoll set
+    io().syscall();
     c.session.reset();
     c.gauge.reset();
     c.open = false;
@@ -420,6 +424,7 @@ class EpollWorker final : public Worker {
   void set_no_delay(int fd) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    io().syscall();
   }
 
   Connection* find(Ref ref) {

@@ -412,6 +412,7 @@ class IoUringWorker final : public Worker {
   bool add_splice(Connection& c, Ref ref, const http::FileChunk& file) {
     if (!c.pipe_write) {
       int ends[2];
+      io().syscall();
       if (::pipe2(ends, O_CLOEXEC) != 0) {
         spdlog::error("{}", sys::describe("pipe2", errno));
         c.broken = true;
@@ -420,8 +421,7 @@ class IoUringWorker final : public Worker {
       c.pipe_read.reset(ends[0]);
       c.pipe_write.reset(ends[1]);
     }
-    if (io_uring_sq_space_left(&ring_) < 2)
-      io_uring_submit(&ring_);  // a link never spans two submits
+    if (io_uring_sq_space_left(&ring_) < 2) submit_now();  // a link never spans two submits
     // Ends on a page boundary, or an unaligned start would need a 17th pipe slot.
     c.splice_length = std::min(file.length, kSpliceChunk - static_cast<size_t>(file.offset) % 4096);
     const auto length = static_cast<unsigned>(c.splice_length);
@@ -469,8 +469,10 @@ class IoUringWorker final : public Worker {
   // and drain until the client's FIN or kLingerMs (nginx's lingering close).
   void linger(Connection& c, Ref ref) {
     char byte;
-    if (c.peer_eof || ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
-      return close(c, ref);  // nothing unread: a plain close sends FIN, not RST
+    if (c.peer_eof) return close(c, ref);
+    const ssize_t unread = ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    io().read(0);  // a peek: its byte is counted when the drain reads it
+    if (unread <= 0) return close(c, ref);  // nothing unread: a plain close sends FIN, not RST
     io_uring_prep_shutdown(get_sqe(), c.fd.get(), SHUT_WR);
     c.lingering = true;
     c.deadline_ms = now_ms_ + kLingerMs;
@@ -581,9 +583,15 @@ class IoUringWorker final : public Worker {
   // is set here, before the prep: liburing's prep helpers never touch it.
   io_uring_sqe* get_sqe(Op op = Op::kIgnore, Ref ref = {}) {
     io_uring_sqe* sqe;
-    while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) io_uring_submit(&ring_);
+    while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) submit_now();
     io_uring_sqe_set_data64(sqe, user_data(op, ref));
     return sqe;
+  }
+
+  // Before the turn's own submit: the SQ is full (or a link needs room).
+  void submit_now() {
+    const int submitted = io_uring_submit(&ring_);
+    io().submit(submitted > 0 ? static_cast<unsigned>(submitted) : 0);
   }
 
   void add_wakeup() { io_uring_prep_poll_multishot(get_sqe(Op::kWakeup), wakeup_fd(), POLLIN); }

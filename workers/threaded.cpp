@@ -112,6 +112,7 @@ class ThreadedWorker final : public Worker {
     } else if (tag == kPoolTag) {
       uint64_t count;
       [[maybe_unused]] auto ignored = ::read(pool_wakeup_.get(), &count, sizeof count);
+      io().syscall();
     } else if (tag < kListenerTag + listeners_.size()) {
       on_acceptable(listeners_[tag - kListenerTag].fd.get());
     } else {
@@ -294,9 +295,10 @@ class ThreadedWorker final : public Worker {
     sys::Fd fd = std::move(c.fd);
     gone.clear();
     if (linger && !quick_exit())
-      close_lingering(std::move(fd));
+      close_lingering(std::move(fd), &io());
     else
       fd.reset();  // close(2) also drops it from the epoll set
+    io().syscall();  // the close
     --open_;
     if (main_waiting_) poke_main();  // paused at worker_connections, or draining
   }
@@ -323,6 +325,7 @@ class ThreadedWorker final : public Worker {
     // Capped at a second: a connection parked after this gets a deadline of at
     // least now + 1 s (keepalive ≥ 1), so none is due before we look again.
     open_ -= expired.size();
+    io().syscall(expired.size());  // their closes, as `expired` goes
   }
 
   // ---- worker_connections: the listeners leave the epoll set at the limit ----
@@ -356,6 +359,7 @@ class ThreadedWorker final : public Worker {
   void poke_main() {
     const uint64_t one = 1;
     [[maybe_unused]] auto ignored = ::write(pool_wakeup_.get(), &one, sizeof one);
+    io().syscall();
   }
 
   // ---- stopping ----
@@ -387,7 +391,10 @@ class ThreadedWorker final : public Worker {
   void stop_pool() {
     std::unique_lock lock(mutex_);
     exit_ = true;
-    for (auto& c : busy_) ::shutdown(c.fd.get(), SHUT_RDWR);
+    for (auto& c : busy_) {
+      ::shutdown(c.fd.get(), SHUT_RDWR);
+      io().syscall();
+    }
     work_ready_.notify_all();
     if (!pool_exited_.wait_for(lock, std::chrono::milliseconds(200),
                                [&] { return running_ == 0; })) {

@@ -409,6 +409,53 @@ TEST(StatusRatios, EachIoModelShowsItsShapeUnderWrk) {
   EXPECT_GT(*threaded.switches_per_request, *io_uring.switches_per_request);
 }
 
+// The syscalls a worker counts beyond its IO model's own kinds: epoll_ctl,
+// setsockopt, shutdown, close, getpeername, pipe2, and for io_uring any call
+// that is not an io_uring_enter (its accepts, reads and writes are CQEs).
+uint64_t other_syscalls(const nlohmann::json& status, const std::string& worker_class) {
+  const std::vector<const char*> named =
+      worker_class == "io_uring"
+          ? std::vector<const char*>{"submits"}
+          : std::vector<const char*>{"accepts", "reads", "writes", "sendfiles", "waits"};
+  uint64_t other = 0;
+  for (const auto& worker : status["workers"]) {
+    const auto& io = worker["io"];
+    other += io["syscalls"].get<uint64_t>();
+    for (const char* kind : named) other -= io[kind].get<uint64_t>();
+  }
+  return other;
+}
+
+// "One line per syscall": the per-connection calls (registering, options,
+// close) are counted as surely as the per-request ones. Connections that
+// each carry one request and close show them.
+TEST(StatusCounts, EveryConnectionSyscallIsCounted) {
+  constexpr uint64_t kConnections = 20;
+  // Per connection. epoll: epoll_ctl, setsockopt TCP_NODELAY, close.
+  // threaded: two setsockopt (the 1 s IO slices), epoll_ctl, close.
+  // io_uring: getpeername (a multishot accept gives no address, and the
+  // default forwarded_allow_ips trusts 127.0.0.1, so the peer is needed) and
+  // the recv that peeks for unread input before closing; the close is an SQE.
+  for (const auto& [worker_class, per_connection] : std::vector<std::pair<std::string, uint64_t>>{
+           {"epoll", 3}, {"threaded", 4}, {"io_uring", 2}}) {
+    SCOPED_TRACE(worker_class);
+    StatusServer status({"-k", worker_class, "-w", "1", "hello"}, 1);
+    auto before = status.status_json();
+    ASSERT_TRUE(before);
+    for (uint64_t i = 0; i < kConnections; ++i) {
+      Client client(status.server.port());
+      client.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+      ASSERT_TRUE(client.receive());
+      ASSERT_TRUE(client.closed_by_server());
+    }
+    auto after = status_after_next_sample(status);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(other_syscalls(*after, worker_class) - other_syscalls(*before, worker_class),
+              per_connection * kConnections)
+        << after->dump(2);
+  }
+}
+
 TEST(Status, MetricsAreWellFormedAndPassPromtool) {
   StatusServer status({"-k", "sync", "-w", "2", "hello"}, 2);
   ASSERT_EQ(load(status.server.port(), 200), 200);
