@@ -276,7 +276,7 @@ struct Session::State {
     s->head.clear();
     write_error(s->head, s->body, status);
     end_after(s->id);
-    rejection = Session::Rejection{status, s->body.size()};
+    rejection = Session::Rejection{status, s->body.size(), peer};
   }
 
   bool over(size_t n, size_t limit) const noexcept { return limit != 0 && n > limit; }

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "http/limits.hpp"
@@ -73,6 +74,7 @@ class Session {
   struct Rejection {
     int status;
     size_t body_bytes;
+    std::string client;  // the peer, or the client a PROXY header named
   };
   std::optional<Rejection> take_rejection() noexcept;
   // False when the connection is closing, or enough requests/output are queued

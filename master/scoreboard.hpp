@@ -212,7 +212,8 @@ struct LatencyHistogram {
   void clear() noexcept;
 };
 
-// Responses by status code, as the app set Response::status: one counter
+// Responses by status code (the app's Response::status, and the errors the
+// session answers itself before a request reaches the app): one counter
 // for each code qilin knows by name (http/status_codes.hpp, RFC 9110's) and
 // one "other" for the rest, so the buckets always add up to `requests` and
 // recording is one table load and one relaxed add. 51 counters x 8 bytes =
@@ -271,12 +272,12 @@ struct alignas(64) ScoreboardSlot {
   std::atomic<int64_t> started_ms{0};    // CLOCK_REALTIME at spawn (the master, at claim)
   // The worker_class name, NUL-padded; written by the master at claim.
   std::array<std::atomic<char>, kWorkerClassLength> worker_class{};
-  Counter requests{0};        // answered (the base, request_done)
+  Counter requests{0};        // answered (the base, request_done and count_rejection)
   Counter connections{0};     // accepted since boot (the base, connection_accepted)
   Counter body_bytes_out{0};  // response body bytes, files included, streams not (the base)
   IoCounters io;
   LatencyHistogram latency;         // the base, request_done
-  StatusCodeCounters status_codes;  // the base, request_done
+  StatusCodeCounters status_codes;  // the base, request_done and count_rejection
   ProcessStats process;             // the base, notify()
 
   std::string_view worker_class_name(std::array<char, kWorkerClassLength + 1>& into) const noexcept;

@@ -155,7 +155,7 @@ nlohmann::json latency_json(const LatencySnapshot& latency) {
           {"p99_ms", ms(0.99)},     {"buckets", std::move(buckets)}};
 }
 
-// Codes never answered are left out: most of the 500 buckets stay empty.
+// Codes never answered are left out: most of the 51 buckets stay empty.
 nlohmann::json status_codes_json(const StatusCodeSnapshot& status_codes) {
   nlohmann::json out = nlohmann::json::object();
   for (size_t i = 0; i < kStatusCodeBuckets; ++i)

@@ -23,6 +23,16 @@
 
 namespace qilin::workers {
 
+inline constexpr int64_t kNsPerMs = 1'000'000;
+inline constexpr int64_t kNsPerSecond = 1'000'000'000;
+
+// Nanoseconds as the kernel's timespec: timespec for epoll_pwait2,
+// __kernel_timespec for io_uring (the same two fields, other types).
+template <class Timespec>
+constexpr Timespec timespec_of_ns(int64_t ns) noexcept {
+  return {.tv_sec = ns / kNsPerSecond, .tv_nsec = ns % kNsPerSecond};
+}
+
 class DeadlineQueue {
  public:
   // A connection slot and its generation, as the loop numbers them.
@@ -43,7 +53,6 @@ class DeadlineQueue {
   // Nanoseconds, so that a wait computed mid-millisecond ends on the
   // deadline and not up to a millisecond after it.
   int64_t wait_ns(int64_t now_ns, int64_t cap_ms) const {
-    constexpr int64_t kNsPerMs = 1'000'000;
     const int64_t cap_ns = cap_ms * kNsPerMs;
     if (heap_.empty()) return cap_ns;
     const int64_t wait = heap_.top().deadline_ms * kNsPerMs - now_ns;
@@ -87,7 +96,6 @@ class DeadlineQueue {
 // before it awaited would have left behind. Whole milliseconds, so the
 // sleeps due in one millisecond end together, in one wake-up of the loop.
 inline int64_t sleep_deadline_ms(std::chrono::milliseconds duration) noexcept {
-  constexpr int64_t kNsPerMs = 1'000'000;
   return (master::monotonic_ns() + kNsPerMs - 1) / kNsPerMs + duration.count();
 }
 

@@ -56,7 +56,6 @@ constexpr int kReadsPerTurn = 4;    // recvs of kReadBuffer per connection per t
 constexpr int kWritesPerTurn = 16;  // a fast reader of a huge body yields to the others
 constexpr size_t kReadBuffer = 64 * 1024;
 constexpr int64_t kSendTimeoutMs = 60'000;  // nginx's send_timeout: reads nothing this long → cut
-constexpr int64_t kLingerMs = 2'000;        // unread input drained after our FIN, at most this long
 constexpr int64_t kNever = INT64_MAX;
 
 // Which deadline a connection is under (at most one at a time).
@@ -115,7 +114,7 @@ class EpollWorker final : public Worker {
         return;
       }
       now_ns_ = master::monotonic_ns();  // the one clock read of this turn
-      now_ = now_ns_ / 1'000'000;
+      now_ = now_ns_ / kNsPerMs;
       notify(now_);
       for (int i = 0; i < ready; ++i) dispatch(events_[i]);
       run_queue(ready_, &Connection::queued_read, &EpollWorker::on_readable);
@@ -132,13 +131,13 @@ class EpollWorker final : public Worker {
   // seccomp filters that do not know the newer call.
   int wait_for_events(int64_t wait_ns) {
     if (has_pwait2_) {
-      const timespec timeout{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
+      const auto timeout = timespec_of_ns<timespec>(wait_ns);
       const int ready = ::epoll_pwait2(epoll_.get(), events_, kMaxEvents, &timeout, nullptr);
       if (ready >= 0 || errno != ENOSYS) return ready;
       has_pwait2_ = false;
     }
     return ::epoll_wait(epoll_.get(), events_, kMaxEvents,
-                        static_cast<int>((wait_ns + 999'999) / 1'000'000));
+                        static_cast<int>((wait_ns + kNsPerMs - 1) / kNsPerMs));
   }
 
   void dispatch(const epoll_event& event) {
@@ -245,14 +244,14 @@ class EpollWorker final : public Worker {
         // connection idle again: the keep-alive period restarts regardless.
         if (c.timer == kIdle) arm(c, kNoTimer);
         session.feed({buffer_, static_cast<size_t>(n)});
-        count_rejection(session, c.peer);
+        count_rejection(session);
         start_requests(c);  // before reading on: answered requests free pipeline room
       } else if (n == 0) {
         if (c.lingering) return close(c);  // the client has all it will read
         c.can_read = false;
         c.peer_eof = true;
         session.feed_eof();  // pending responses are still written, then wants_close()
-        count_rejection(session, c.peer);
+        count_rejection(session);
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         c.can_read = false;
       } else if (errno != EINTR) {
@@ -493,7 +492,7 @@ class EpollWorker final : public Worker {
     timer_ms_[kIdle] = int64_t{config_.keepalive} * 1000;
     timer_ms_[kRequest] = int64_t{limits_.request_timeout_seconds} * 1000;
     now_ns_ = master::monotonic_ns();
-    now_ = now_ns_ / 1'000'000;
+    now_ = now_ns_ / kNsPerMs;
   }
 
   sys::Fd epoll_;

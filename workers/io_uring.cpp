@@ -60,7 +60,6 @@ constexpr unsigned kBufferSize = 4096;
 constexpr uint16_t kBufferGroup = 0;
 constexpr size_t kRingBytes = kBufferCount * sizeof(io_uring_buf);
 constexpr size_t kSpliceChunk = 64 * 1024;  // a default pipe: 16 slots of one page each
-constexpr int64_t kLingerMs = 2000;         // a closing client's last bytes are drained this long
 
 // user_data, 64 bits:   | op: 8 | generation: 24 | slot: 32 |
 // slot is the connection's index in slab_ (for kAccept: the listener's
@@ -138,7 +137,7 @@ class IoUringWorker final : public Worker {
     add_wakeup();
     while (!quick_exit()) {
       now_ns_ = master::monotonic_ns();  // the one clock read of this turn
-      now_ms_ = now_ns_ / 1'000'000;
+      now_ms_ = now_ns_ / kNsPerMs;
       notify(now_ms_);
       deadlines_.expire(now_ms_, [this](Ref ref) { on_deadline(ref); });
       if (!alive() && !stopping_) begin_stopping();
@@ -146,8 +145,8 @@ class IoUringWorker final : public Worker {
       steer_accepts();
       if (stopping_ && (open_ == 0 || graceful_ms_left() <= 0)) break;
       int64_t wait_ns = deadlines_.wait_ns(now_ns_, 1000);
-      if (stopping_) wait_ns = std::clamp<int64_t>(graceful_ms_left() * 1'000'000, 0, wait_ns);
-      __kernel_timespec timeout{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
+      if (stopping_) wait_ns = std::clamp<int64_t>(graceful_ms_left() * kNsPerMs, 0, wait_ns);
+      auto timeout = timespec_of_ns<__kernel_timespec>(wait_ns);
       io_uring_cqe* cqe = nullptr;
       int waited = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
       if (waited < 0 && waited != -ETIME && waited != -EINTR)
@@ -271,7 +270,7 @@ class IoUringWorker final : public Worker {
   void take_input(Connection& c, std::string_view bytes) {
     // Safe with a send in flight: the session never moves bytes output() gave out.
     c.session.feed(bytes);
-    count_rejection(c.session, c.peer);
+    count_rejection(c.session);
   }
 
   // ---- the session decides; this carries it out (once per touched connection per turn) ----
@@ -294,7 +293,7 @@ class IoUringWorker final : public Worker {
     serving_ = &c;  // an app answering synchronously needs no second serve()
     if (c.peer_eof && !c.eof_fed) {
       c.session.feed_eof();
-      count_rejection(c.session, c.peer);
+      count_rejection(c.session);
     }
     c.eof_fed = c.peer_eof;
     bool started = false;
@@ -372,8 +371,7 @@ class IoUringWorker final : public Worker {
       free_sleepers_.pop_back();
     }
     Sleeper& sleeper = sleepers_[id];
-    const int64_t due_ms = sleep_deadline_ms(duration);
-    sleeper.due = {.tv_sec = due_ms / 1000, .tv_nsec = due_ms % 1000 * 1'000'000};
+    sleeper.due = timespec_of_ns<__kernel_timespec>(sleep_deadline_ms(duration) * kNsPerMs);
     sleeper.waiter = waiter;
     io_uring_prep_timeout(get_sqe(Op::kSleep, {id, 0}), &sleeper.due, 0, IORING_TIMEOUT_ABS);
   }
@@ -672,7 +670,7 @@ class IoUringWorker final : public Worker {
 
   DeadlineQueue deadlines_;
   int64_t now_ns_ = master::monotonic_ns();  // read once per turn: when its requests started
-  int64_t now_ms_ = now_ns_ / 1'000'000;
+  int64_t now_ms_ = now_ns_ / kNsPerMs;
   std::deque<Sleeper> sleepers_;  // sleeping handlers, by kSleep's index
   std::vector<uint32_t> free_sleepers_;
   RingContext context_{*this};

@@ -106,11 +106,11 @@ class SyncWorker final : public Worker {
       switch (receive(client.get(), buffer_, sizeof buffer_, received, &io())) {
         case ReadOutcome::Data:
           session.feed({buffer_, received});
-          count_rejection(session, peer);
+          count_rejection(session);
           break;
         case ReadOutcome::PeerClosed:
           session.feed_eof();
-          count_rejection(session, peer);
+          count_rejection(session);
           break;
         case ReadOutcome::TimedOut:
         case ReadOutcome::Interrupted:

@@ -215,11 +215,11 @@ class ThreadedWorker final : public Worker {
       switch (receive(c.fd.get(), buffer, kRecvBuffer, received, &io())) {
         case ReadOutcome::Data:
           c.session.feed({buffer, received});
-          count_rejection(c.session, c.peer);
+          count_rejection(c.session);
           break;
         case ReadOutcome::PeerClosed:
           c.session.feed_eof();
-          count_rejection(c.session, c.peer);
+          count_rejection(c.session);
           break;
         case ReadOutcome::TimedOut:  // a 1 s slice without a byte
         case ReadOutcome::Interrupted:

@@ -323,39 +323,48 @@ void Worker::take_backlog_and_close_listeners(int accept_flags,
   if (taken > 0) spdlog::debug("stopping: serving {} connections from the listen backlog", taken);
 }
 
-void Worker::count_rejection(http::Session& session, std::string_view peer) {
-  const auto rejection = session.take_rejection();
-  if (!rejection) return;
-  master::bump(slot_.requests);
-  master::bump(slot_.body_bytes_out, rejection->body_bytes);
-  slot_.status_codes.record(rejection->status);
-  if (auto* access = sys::access_log())
-    access->info("{} - - {} \"-\" {} {} \"-\" \"-\"", peer, access_log_time(std::time(nullptr)),
-                 rejection->status, rejection->body_bytes);
-}
-
 void Worker::connection_accepted() noexcept {
   slot_.connections.fetch_add(1, std::memory_order_relaxed);
 }
 
+// Every response the worker sends, the app's and the session's own: the
+// counters, then gunicorn's default access_log_format,
+//   %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
+// A request the session rejected has no parsed line or headers: "-" for each.
+void Worker::account(int status, uint64_t body_bytes, bool streamed, std::string_view client,
+                     const http::Request* request) {
+  master::bump(slot_.requests);
+  master::bump(slot_.body_bytes_out, body_bytes);
+  slot_.status_codes.record(status);
+  auto* access = sys::access_log();
+  if (access == nullptr) return;
+  fmt::memory_buffer line;  // inline storage: no allocation for a usual request line
+  if (request != nullptr)
+    fmt::format_to(std::back_inserter(line), "{} {} HTTP/1.{}", request->method, request->target,
+                   request->version_minor);
+  else
+    line.push_back('-');
+  auto header_or_dash = [&](std::string_view name) {
+    return request != nullptr ? request->header(name).value_or("-") : std::string_view("-");
+  };
+  access->info("{} - - {} \"{}\" {} {} \"{}\" \"{}\"", client,
+               access_log_time(std::time(nullptr)), std::string_view(line.data(), line.size()),
+               status, streamed ? std::string("-") : std::to_string(body_bytes),
+               header_or_dash("Referer"), header_or_dash("User-Agent"));
+}
+
+void Worker::count_rejection(http::Session& session) {
+  if (auto rejection = session.take_rejection())
+    account(rejection->status, rejection->body_bytes, false, rejection->client, nullptr);
+}
+
 bool Worker::request_done(const http::Request& request, const http::Response& response,
                           std::string_view peer, int64_t started_ns) {
-  master::bump(slot_.requests);
-  master::bump(slot_.body_bytes_out, response.body.size() + response.file_length);
-  slot_.status_codes.record(response.status);
   if (started_ns > 0)
     slot_.latency.record(
         static_cast<uint64_t>(std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000));
-  if (auto* access = sys::access_log()) {
-    auto header_or_dash = [&](std::string_view name) { return request.header(name).value_or("-"); };
-    size_t length = response.body.size() + response.file_length;
-    access->info("{} - - {} \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"",
-                 request.client.empty() ? peer : std::string_view(request.client),
-                 access_log_time(std::time(nullptr)), request.method, request.target,
-                 request.version_minor, response.status,
-                 response.stream ? std::string("-") : std::to_string(length),
-                 header_or_dash("Referer"), header_or_dash("User-Agent"));
-  }
+  account(response.status, response.body.size() + response.file_length, static_cast<bool>(response.stream),
+          request.client.empty() ? peer : std::string_view(request.client), &request);
   if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ &&
       !max_reached_.exchange(true)) {
     max_reached_ms_ = master::monotonic_ms();

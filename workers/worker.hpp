@@ -37,6 +37,11 @@ namespace qilin::workers {
 // and a connection that stays idle this long is closed.
 inline constexpr int64_t kIdleGraceOnStopMs = 1000;
 
+// An event loop's lingering close (nginx's lingering_timeout): after our FIN,
+// input the client sent that we never read is drained at most this long, so
+// that closing does not answer it with a RST that can destroy the response.
+inline constexpr int64_t kLingerMs = 2000;
+
 // An event loop's connection, for the scoreboard's open-connection gauges,
 // read off its session once per loop turn (blocking workers set the state
 // around their own calls instead). Ordered by what holds the connection:
@@ -110,7 +115,7 @@ class Worker {
   // queued itself (a malformed or oversized request) is counted and logged
   // like an answered request, with "-" for the request line as nginx does,
   // so that /metrics and the access log show the 400s. Cheap when there is none.
-  void count_rejection(http::Session& session, std::string_view peer);
+  void count_rejection(http::Session& session);
   // Once per accepted connection.
   void connection_accepted() noexcept;
   // accept4(listener, flags), counted, with its outcome sorted (STYLE 8):
@@ -160,6 +165,10 @@ class Worker {
 
  private:
   void boot();
+  // The one bookkeeping of a response sent: counters and the access-log line
+  // (request_done for the app's, count_rejection for the session's own).
+  void account(int status, uint64_t body_bytes, bool streamed, std::string_view client,
+               const http::Request* request);
   // Once a second from notify(): CPU, context switches, threads, RSS.
   void sample_process() noexcept;
   sys::Fd wakeup_;

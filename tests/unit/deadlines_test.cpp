@@ -16,7 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Ref = DeadlineQueue::ConnectionRef;
-constexpr int64_t kNsPerMs = 1'000'000;
 
 // A suspended handler that, when the queue resumes it, writes its id down.
 struct Handler {

@@ -257,6 +257,18 @@ TEST(ProxySession, TruncatedHeaderThenEofIs400AndReadsAsARequest) {
   EXPECT_TRUE(silent.wants_close());
 }
 
+// The access log names the client of a rejected request as it names any
+// other: the one the PROXY header gave, not the balancer.
+TEST(ProxySession, ARejectionNamesTheProxiedClient) {
+  Session s(Limits{});
+  s.set_peer("127.0.0.1", false, true);
+  s.feed("PROXY TCP4 192.0.2.1 198.51.100.2 51234 443\r\nGET / HTTP/1.1\r\nBad Field: x\r\n\r\n");
+  const auto rejection = s.take_rejection();
+  ASSERT_TRUE(rejection);
+  EXPECT_EQ(rejection->status, 400);
+  EXPECT_EQ(rejection->client, "192.0.2.1");
+}
+
 TEST(ProxySession, WithoutTheFlagAProxyLineIsABadRequest) {
   Session s(Limits{});
   s.set_peer("192.0.2.9", false, false);
