@@ -37,6 +37,10 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr size_t kStreamAhead = 64 * 1024;
 constexpr size_t kStreamPullsAhead = 64;
 constexpr size_t kIovMax = IOV_MAX;
+// A body this small is copied behind its head, so a lone response is one
+// buffer: one send instead of a sendmsg of two iovecs (the kernel copies no
+// msghdr and no iovec array). Larger bodies are not worth a copy.
+constexpr size_t kFoldedBody = 512;
 constexpr uint64_t kNoEnd = UINT64_MAX;
 
 enum class Phase : uint8_t { kParsing, kQueued, kInFlight, kAnswered };
@@ -546,7 +550,10 @@ struct Session::State {
         s.stream_state = StreamState::kOpen;
         s.stream_chunked = s.version_minor >= 1;
       } else {
-        s.body = std::move(r.body);
+        if (r.body.size() <= kFoldedBody)
+          s.head.append(r.body);
+        else
+          s.body = std::move(r.body);
         if (file_len != 0) {
           s.file = std::move(r.file);
           s.file_offset = r.file_offset;

@@ -10,9 +10,9 @@
 //     listener ready   → accept4 up to 64, register the connection once
 //     connection ready → recv → Session::feed → start the app for each request
 //     deadlines due    → resume sleeping handlers, close idle or stalled connections
-//     flush            → one sendmsg (or sendfile) per connection with new output
+//     flush            → one send (or sendfile) per connection with new output
 //
-// Syscalls per keep-alive request: recv, sendmsg, and a share of one
+// Syscalls per keep-alive request: recv, send, and a share of one
 // epoll_wait; no epoll_ctl (interest is set once per connection). A handler
 // that co_awaits ctx.sleep() costs nothing: the loop serves others and resumes
 // it from the deadline heap. A handler that blocks (/block) stops every
@@ -285,7 +285,8 @@ class EpollWorker final : public Worker {
 
   // ---- write: once per turn per connection with new output ----
 
-  // Everything the session has ready goes out in one sendmsg: all pipelined
+  // Everything the session has ready goes out in one send (a sendmsg when it
+  // is several buffers): all pipelined
   // responses answered this turn, in order. A file region follows with
   // sendfile. EAGAIN keeps the rest for the next EPOLLOUT edge; nothing here
   // waits for the client.

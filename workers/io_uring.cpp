@@ -7,7 +7,7 @@
 //     expire deadlines     keep-alive and request-read: one user-space heap,
 //                          lazily re-armed; the kernel sees one timeout, on the wait
 //     flush                each connection touched this turn: start its requests,
-//                          ONE sendmsg (or splice file → pipe → socket) for its output
+//                          ONE send (or splice file → pipe → socket) for its output
 //     io_uring_submit_and_wait_timeout(min(next deadline, 1 s heartbeat))
 //                          ONE io_uring_enter: submit all, sleep here while idle
 //     for each CQE         accept → slot, recv → Session::feed, send → written,
@@ -113,7 +113,7 @@ class IoUringWorker final : public Worker {
     http::Session session;
     master::ConnTracker gauge;      // the scoreboard's open-connection gauges
     std::string peer;               // for the access log only
-    msghdr message{};               // the sendmsg in flight points here
+    msghdr message{};               // a sendmsg in flight points here
     sys::Fd pipe_read, pipe_write;  // file → pipe → socket; made on the first file
     size_t splice_length = 0;
     int64_t deadline_ms = 0;       // 0: none (an app is working on a request)
@@ -384,11 +384,17 @@ class IoUringWorker final : public Worker {
   }
 
   // ---- send completion ----
-  // One sendmsg per connection for everything output() has ready; output()
-  // is not called again until it completes, so the iovec array stays valid.
+  // One send per connection for everything output() has ready: a plain send
+  // for one buffer (a lone small response, its body folded behind its head),
+  // a sendmsg for several. output() is not called again until it completes,
+  // so the iovec array stays valid.
   void add_send(Connection& c, Ref ref) {
     auto memory = c.session.output();
-    if (!memory.empty()) {
+    if (memory.size() == 1) {
+      io_uring_prep_send(get_sqe(Op::kSend, ref), c.fd.get(), memory[0].iov_base,
+                         memory[0].iov_len, MSG_NOSIGNAL);
+      ++c.inflight;
+    } else if (!memory.empty()) {
       c.message.msg_iov = const_cast<iovec*>(memory.data());
       c.message.msg_iovlen = memory.size();
       io_uring_prep_sendmsg(get_sqe(Op::kSend, ref), c.fd.get(), &c.message, MSG_NOSIGNAL);
@@ -445,7 +451,7 @@ class IoUringWorker final : public Worker {
         spdlog::warn("static file shorter than announced; closing the connection");
       c->broken = true;  // bytes may be left in the pipe: this connection cannot go on
     } else if (res < 0 && res != -ECANCELED) {
-      sort_failure(*c, op == Op::kSend ? "sendmsg" : "splice", -res);
+      sort_failure(*c, op == Op::kSend ? "send" : "splice", -res);
     }
     finish_op(*c, ref);
   }

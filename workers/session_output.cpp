@@ -12,9 +12,13 @@ namespace qilin::workers {
 
 WriteOutcome write_output(int fd, http::Session& session, master::IoCounters& io) {
   for (;;) {
-    const char* call = "sendmsg";
+    const char* call = "send";
     ssize_t sent;
-    if (auto memory = session.output(); !memory.empty()) {
+    if (auto memory = session.output(); memory.size() == 1) {
+      sent = ::send(fd, memory[0].iov_base, memory[0].iov_len, MSG_NOSIGNAL);
+      io.write();
+    } else if (!memory.empty()) {
+      call = "sendmsg";
       msghdr message{};
       message.msg_iov = const_cast<iovec*>(memory.data());
       message.msg_iovlen = memory.size();

@@ -13,11 +13,11 @@
 //                                    the race (the thundering herd) → EAGAIN
 //     recv() until a whole request   blocks, in 1 s slices (heartbeat)
 //     app(request)                   runs to its end: ctx.sleep() blocks this process
-//     sendmsg()/sendfile()           blocks until the response is in the kernel
+//     send()/sendfile()              blocks until the response is in the kernel
 //     close()                        always Connection: close, as in gunicorn
 //   stopping: accept4() until EAGAIN, serve those, close the listeners
 //
-// Syscalls per request: poll, accept4, setsockopt ×2, recv, sendmsg, recv
+// Syscalls per request: poll, accept4, setsockopt ×2, recv, send, recv
 // (lingering check), close: 8, each counted in io() where it is made (the
 // blocking_io helpers count theirs). One request per wake-up, less when the
 // poll of an idle sibling wakes for the same connection (the thundering herd).

@@ -10,11 +10,11 @@
 //     epoll_wait(≤ 1 s)  heartbeat tick     wait for a queued connection
 //     accept4 + epoll_ctl(ADD, ONESHOT)     recv() until a request is whole (1 s slices)
 //     readable → queue, wake a thread       app(request): ctx.sleep() blocks this thread
-//     close what outlived its deadline      sendmsg()/sendfile(), blocking
+//     close what outlived its deadline      send()/sendfile(), blocking
 //                                           idle: epoll_ctl(MOD) re-arms it: parked
 //
 // Syscalls per keep-alive request: epoll_wait (main), futex ×2 (hand-off),
-// recv, sendmsg, epoll_ctl (re-arm). The main thread never blocks but in
+// recv, send, epoll_ctl (re-arm). The main thread never blocks but in
 // epoll_wait; a pool thread blocks in recv/send and in the app. A blocking app
 // call holds one thread: `threads` slow requests saturate the process.
 #include <pthread.h>

@@ -358,7 +358,7 @@ TEST(Status, OpenConnectionGaugesShowWhereEachConnectionIs) {
 // The figures that tell IO models apart, through the helper the cross-class
 // comparisons use. sync: one request per wake-up (an idle sibling woken for
 // the same connection, the thundering herd, pulls it below 1) and ~8
-// syscalls per request (poll, accept4, setsockopt ×2, recv ×2, sendmsg, close).
+// syscalls per request (poll, accept4, setsockopt ×2, recv ×2, send, close).
 TEST(StatusRatios, SyncServesOneRequestPerWakeUp) {
   auto sync = measure_class("sync");
   EXPECT_GE(sync.requests, 200u);
@@ -399,7 +399,7 @@ TEST(StatusRatios, EachIoModelShowsItsShapeUnderWrk) {
   EXPECT_GT(*epoll.requests_per_wakeup, 1.5);
   EXPECT_GT(*io_uring.requests_per_wakeup, 1.5);
   // Completions instead of calls: one io_uring_enter covers a turn's work,
-  // where epoll pays a recv and a sendmsg per request.
+  // where epoll pays a recv and a send per request.
   EXPECT_LT(*io_uring.syscalls_per_request, *epoll.syscalls_per_request);
   ASSERT_TRUE(io_uring.completions_per_submit);
   EXPECT_GT(*io_uring.completions_per_submit, 1.0);
