@@ -14,8 +14,12 @@
 //   ScoreboardSlot          the master at claim(); then only the worker that owns it
 //   ScoreboardSlot::io      the worker class, one call per syscall it makes (see IoCounters)
 // Counters are bumped with memory_order_relaxed: readers want totals, not an
-// ordering between them, and a relaxed add on an uncontended line costs what
-// a plain add does. A reader may see one counter a step ahead of another.
+// ordering between them. A reader may see one counter a step ahead of another.
+// On x86 a relaxed fetch_add is still a locked instruction (5.1 ns in a
+// tight loop here, against 0.45 for a plain add), but the dozen a request
+// makes cost nothing measurable: a relaxed load and store instead (exact for
+// a single-threaded worker) moved plaintext CPU per request by under 1% in
+// two A/B runs, so every worker class keeps the one simple rule.
 #pragma once
 
 #include <sys/types.h>
