@@ -418,6 +418,7 @@ void Master::handle_usr2() {
     ::_exit(workers::kExitBootError);
   }
   new_master_pid_ = pid;
+  scoreboard_.header().upgraded_master_pid = pid;
   spdlog::info("Handling signal: usr2: started the upgraded master (pid: {})", pid);
 }
 
@@ -490,6 +491,7 @@ void Master::reap_workers() {
       spdlog::warn("the upgraded master (pid: {}) {}: upgrade rolled back, serving on", pid,
                    describe_exit(status));
       new_master_pid_ = 0;
+      scoreboard_.header().upgraded_master_pid = 0;
       continue;
     }
     if (pid == status_pid_) {

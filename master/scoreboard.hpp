@@ -307,6 +307,11 @@ struct alignas(64) ScoreboardHeader {
   std::atomic<pid_t> master_pid{0};
   std::atomic<int64_t> started_ms{0};  // CLOCK_REALTIME
   std::atomic<int32_t> target_workers{0};
+  // The master a USR2 started, while it runs (0: none). Both masters serve
+  // then, each with its own scoreboard; the successor's status process
+  // reports the StatsD workers gauge, so this one's stays quiet rather than
+  // flip the gauge between two values once a second.
+  std::atomic<pid_t> upgraded_master_pid{0};
   std::array<Counter, kRestartReasons> restarts{};
   // The last kRecentRestarts restarts, a seqlock-style ring: event n goes to
   // recent[n % size]; the writer bumps `recording` before writing it and

@@ -51,6 +51,7 @@ StatsdWindow StatsdTally::next(const Snapshot& snapshot) {
   const StatusCodeSnapshot status_codes = snapshot.total_status_codes();
   StatsdWindow window;
   window.workers = snapshot.workers.size();
+  window.superseded = snapshot.upgraded_master_pid != 0;
   if (!marks_) {
     marks_ = Marks{requests, latency, status_codes};
     return window;
@@ -91,7 +92,10 @@ std::vector<std::string> statsd_lines(const StatsdWindow& window, std::string_vi
     std::fill_n(std::back_inserter(lines), k, line);
   }
 
-  lines.push_back(fmt::format("{}gunicorn.workers:{}|g", prefix, window.workers));
+  // Counters from both masters of an upgrade add up; a gauge from both
+  // would flip between their two values: only the newer one sends it.
+  if (!window.superseded)
+    lines.push_back(fmt::format("{}gunicorn.workers:{}|g", prefix, window.workers));
   return lines;
 }
 

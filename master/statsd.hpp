@@ -44,6 +44,7 @@ std::string statsd_prefix(std::string_view configured);
 struct StatsdWindow {
   uint64_t requests = 0;
   size_t workers = 0;
+  bool superseded = false;            // a USR2 successor runs and reports the workers gauge
   LatencySnapshot latency;            // per bucket, this window only
   StatusCodeSnapshot status_codes{};  // {}: a designated initializer may leave it out
 };

@@ -345,6 +345,7 @@ Snapshot take_snapshot(const Scoreboard& scoreboard, int64_t now_ms, int64_t mon
   snapshot.monotonic_ms = monotonic_now_ms;
   const ScoreboardHeader& header = scoreboard.header();
   snapshot.master_pid = header.master_pid.load(relaxed);
+  snapshot.upgraded_master_pid = header.upgraded_master_pid.load(relaxed);
   snapshot.started_ms = header.started_ms.load(relaxed);
   snapshot.target_workers = header.target_workers.load(relaxed);
   for (size_t i = 0; i < kRestartReasons; ++i)
@@ -646,6 +647,9 @@ nlohmann::json status_json(const Snapshot& snapshot, const StatusHistory& histor
       {"now", seconds_of_ms(snapshot.now_ms)},
       {"server",
        {{"master_pid", snapshot.master_pid},
+        {"upgraded_master_pid", snapshot.upgraded_master_pid != 0
+                                    ? nlohmann::json(snapshot.upgraded_master_pid)
+                                    : nullptr},
         {"started", seconds_of_ms(snapshot.started_ms)},
         {"uptime_seconds",
          seconds_of_ms(std::max<int64_t>(0, snapshot.now_ms - snapshot.started_ms))},

@@ -92,7 +92,8 @@ struct Snapshot {
   int64_t now_ms = 0;        // CLOCK_REALTIME when taken
   int64_t monotonic_ms = 0;  // CLOCK_MONOTONIC when taken (rates)
   pid_t master_pid = 0;
-  int64_t started_ms = 0;  // the master's start, CLOCK_REALTIME
+  pid_t upgraded_master_pid = 0;  // a USR2 successor still running (0: none)
+  int64_t started_ms = 0;         // the master's start, CLOCK_REALTIME
   int target_workers = 0;
   std::array<uint64_t, kRestartReasons> restarts{};
   std::vector<RestartSnapshot> recent_restarts;  // oldest first

@@ -29,6 +29,13 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
   }
 }
 
+pid_t read_pid(const std::string& path) {
+  std::string text = read_file(path);
+  return text.empty() ? 0 : static_cast<pid_t>(std::stoi(text));
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
 std::string read_file(const std::string& path) {
   std::ifstream file(path);
   std::stringstream text;

@@ -24,6 +24,9 @@ using namespace std::chrono_literals;
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 5s);
 
 std::string read_file(const std::string& path);
+// The pid a pidfile holds, 0 when it is empty or missing.
+pid_t read_pid(const std::string& path);
+bool process_alive(pid_t pid);
 
 // A port on 127.0.0.1 nobody listens on right now, for programs that cannot
 // bind port 0 and report it (nginx, status_bind). Racy by nature: a caller

@@ -196,19 +196,6 @@ TEST(Master, StuckWorkerIsKilledAfterTimeout) {
       << server.log();
 }
 
-}  // namespace
-}  // namespace qilin::testing
-
-namespace qilin::testing {
-namespace {
-
-pid_t read_pid(const std::string& path) {
-  std::string text = read_file(path);
-  return text.empty() ? 0 : static_cast<pid_t>(std::stoi(text));
-}
-
-bool process_alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
-
 TEST(Upgrade, Usr2StartsANewMasterThatTakesOverThePidfile) {
   TempDir dir;
   const std::string pidfile = dir.file("qilin.pid");

@@ -282,5 +282,55 @@ TEST(Statsd, NobodyListeningIsNeitherAnErrorNorALoop) {
   EXPECT_EQ(::kill(server.pid(), 0), 0);
 }
 
+// While a USR2 upgrade runs both masters, each status process sends: their
+// counters add up at the StatsD server, but two workers gauges would take
+// turns, so the old master leaves the gauge to the new one until the new
+// one goes (a rollback) or the old one does.
+TEST(Statsd, DuringAnUpgradeOnlyTheNewMasterSendsTheWorkersGauge) {
+  StatsdListener statsd;
+  TempDir dir;
+  dir.write("qilin.yaml", "workers: 1\n");
+  const std::string pidfile = dir.file("qilin.pid");
+  Server server(
+      {"-c", dir.file("qilin.yaml"), "-p", pidfile, "--statsd-host", statsd.address(), "hello"});
+  auto gauge_is = [](double workers) {
+    return [workers](const Received& r) {
+      auto it = r.gauges.find("gunicorn.workers");
+      return it != r.gauges.end() && it->second == workers;
+    };
+  };
+  Received received;
+  ASSERT_TRUE(statsd.receive_until(received, gauge_is(1))) << server.log();
+
+  dir.write("qilin.yaml", "workers: 3\n");  // what the upgraded master reads
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
+      << server.log();
+  struct StopOnExit {  // whatever happens below, no master is left behind
+    pid_t pid;
+    ~StopOnExit() {
+      ::kill(pid, SIGTERM);
+      if (!eventually([&] { return !process_alive(pid); }, 10s)) ::kill(pid, SIGKILL);
+    }
+  } stop_upgraded{upgraded};
+  received = {};
+  ASSERT_TRUE(statsd.receive_until(received, gauge_is(3))) << server.log();
+
+  // Both status processes send once a second: 2.5 s hold two windows of each.
+  received = {};
+  statsd.receive_until(
+      received, [](const Received&) { return false; }, 2500ms);
+  const auto sent = [&](const std::string& line) {
+    return std::count(received.lines.begin(), received.lines.end(), line);
+  };
+  EXPECT_GE(sent("gunicorn.workers:3|g"), 2) << server.log();
+  EXPECT_EQ(sent("gunicorn.workers:1|g"), 0) << server.log();
+
+  ::kill(upgraded, SIGTERM);  // roll back: the old master reports the gauge again
+  received = {};
+  ASSERT_TRUE(statsd.receive_until(received, gauge_is(1))) << server.log();
+}
+
 }  // namespace
 }  // namespace qilin::testing

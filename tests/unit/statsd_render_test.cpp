@@ -87,6 +87,13 @@ TEST(StatsdLines, AQuietWindowIsTheGaugeAlone) {
               ElementsAre("gunicorn.workers:4|g"));
 }
 
+// During a USR2 upgrade both masters send: their counters add up, but two
+// gauges would take turns, so the old master leaves the gauge to the new one.
+TEST(StatsdLines, ASupersededMasterLeavesTheGaugeToItsSuccessor) {
+  StatsdWindow window{.requests = 3, .workers = 2, .superseded = true, .latency = {}};
+  EXPECT_THAT(statsd_lines(window, ""), ElementsAre("gunicorn.requests:3|c"));
+}
+
 TEST(StatsdLines, OneCounterPerStatusCodeAnsweredInTheWindow) {
   StatsdWindow window{.requests = 6,
                       .workers = 1,
@@ -139,6 +146,16 @@ TEST(StatsdTally, WindowsAreDeltasFromTheStart) {
   EXPECT_EQ(second.latency.buckets[1], 1u);
   EXPECT_EQ(second.latency.buckets[4], 6u);
   EXPECT_EQ(second.latency.count, 7u);
+}
+
+TEST(StatsdTally, AWindowIsSupersededWhileAnUpgradedMasterRuns) {
+  StatsdTally tally(true);
+  Snapshot snapshot = snapshot_of(1, 1);
+  EXPECT_FALSE(tally.next(snapshot).superseded);
+  snapshot.upgraded_master_pid = 4711;
+  EXPECT_TRUE(tally.next(snapshot).superseded);
+  snapshot.upgraded_master_pid = 0;  // the upgrade rolled back
+  EXPECT_FALSE(tally.next(snapshot).superseded);
 }
 
 TEST(StatsdTally, ARespawnedProcessStartsFromItsFirstSnapshot) {

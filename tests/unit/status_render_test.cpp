@@ -183,6 +183,7 @@ TEST(Snapshot, ReadsLiveSlotsRetiredTotalsAndRestarts) {
   board.release(gone);
   board.record_restart(103, RestartReason::Crash);
   board.header().target_workers = 2;
+  board.header().upgraded_master_pid = 4711;
 
   auto snapshot = take_snapshot(board, 5000, 100);
   ASSERT_EQ(snapshot.workers.size(), 2u);
@@ -192,6 +193,7 @@ TEST(Snapshot, ReadsLiveSlotsRetiredTotalsAndRestarts) {
   EXPECT_EQ(snapshot.total_requests(), 37u);
   EXPECT_EQ(snapshot.total_latency().count, 2u);
   EXPECT_EQ(snapshot.target_workers, 2);
+  EXPECT_EQ(snapshot.upgraded_master_pid, 4711);
   EXPECT_EQ(snapshot.restarts[static_cast<size_t>(RestartReason::Crash)], 1u);
   ASSERT_EQ(snapshot.recent_restarts.size(), 1u);
   EXPECT_EQ(snapshot.recent_restarts[0].pid, 103);
@@ -479,6 +481,13 @@ http::Request request(std::string method, std::string target) {
   r.method = std::move(method);
   r.target = std::move(target);
   return r;
+}
+
+TEST(StatusJson, NamesTheUpgradedMasterWhileOneRuns) {
+  Snapshot snapshot;
+  EXPECT_TRUE(status_json(snapshot, StatusHistory{})["server"]["upgraded_master_pid"].is_null());
+  snapshot.upgraded_master_pid = 4711;
+  EXPECT_EQ(status_json(snapshot, StatusHistory{})["server"]["upgraded_master_pid"], 4711);
 }
 
 TEST(StatusJson, StatusCodesIsAnObjectEvenBeforeTheFirstRequest) {
