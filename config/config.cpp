@@ -27,9 +27,8 @@ namespace qilin::config {
 namespace {
 
 using StringList = std::vector<std::string>;
-using Field =
-    std::variant<bool Config::*, int Config::*, int64_t Config::*, std::string Config::*,
-                 StringList Config::*>;
+using Field = std::variant<bool Config::*, int Config::*, int64_t Config::*, std::string Config::*,
+                           StringList Config::*>;
 
 constexpr int64_t no_limit = std::numeric_limits<int64_t>::max();
 
@@ -455,9 +454,11 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
 void validate_status_bind(const Config& config, std::string_view origin) {
   if (config.status_bind.empty()) return;
   if (!parse_bind(config.status_bind))
-    fail(origin, "status_bind", fmt::format("cannot use '{}': expected an address like bind's", config.status_bind));
+    fail(origin, "status_bind",
+         fmt::format("cannot use '{}': expected an address like bind's", config.status_bind));
   if (std::ranges::find(config.bind, config.status_bind) != config.bind.end())
-    fail(origin, "status_bind", "must differ from every bind address: status is never served on the app's port");
+    fail(origin, "status_bind",
+         "must differ from every bind address: status is never served on the app's port");
 }
 
 void validate_statsd(const Config& config, std::string_view host_origin,

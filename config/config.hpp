@@ -30,21 +30,21 @@ struct Config {
   int limit_request_fields = 100;       // 0..32768; 0: 32768 (as in gunicorn)
   int limit_request_field_size = 8190;  // 0: unlimited (as in gunicorn)
   int64_t limit_request_body = 1 << 20;
-  std::string app = "hello";         // built-in name or path to a shared library
-  std::string static_dir = "static"; // the demo app's /static/ root
-  std::string accesslog;             // empty: off; "-": stdout
-  std::string errorlog = "-";        // "-": stderr
-  std::string loglevel = "info";     // debug, info, warning, error, critical
-  std::string pidfile;               // empty: none
+  std::string app = "hello";          // built-in name or path to a shared library
+  std::string static_dir = "static";  // the demo app's /static/ root
+  std::string accesslog;              // empty: off; "-": stdout
+  std::string errorlog = "-";         // "-": stderr
+  std::string loglevel = "info";      // debug, info, warning, error, critical
+  std::string pidfile;                // empty: none
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
   // PROXY protocol (v1/v2): peers in proxy_allow_ips ("*": all; unix-socket
   // peers always) must begin each connection with a header naming the client.
   bool proxy_protocol = false;
   std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
-  bool reuse_port = false;   // each worker binds its own SO_REUSEPORT socket (TCP binds)
-  std::string status_bind;   // the status listener (/metrics, /status.json, /); empty: off
-  std::string statsd_host;   // HOST[:PORT] of a StatsD server (UDP); empty: off
-  std::string statsd_prefix; // joined to gunicorn's metric names with a dot
+  bool reuse_port = false;    // each worker binds its own SO_REUSEPORT socket (TCP binds)
+  std::string status_bind;    // the status listener (/metrics, /status.json, /); empty: off
+  std::string statsd_host;    // HOST[:PORT] of a StatsD server (UDP); empty: off
+  std::string statsd_prefix;  // joined to gunicorn's metric names with a dot
 
   // Where each key given in YAML was written: "FILE:LINE:COLUMN". Lets checks
   // made later (e.g. an unknown worker class) point at the line.

@@ -38,10 +38,10 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
 struct Request {
   uint64_t id = 0;  // arrival order within the connection; pass it back to Session::respond
   std::string method;
-  std::string target;  // as sent, e.g. "/sleep?ms=10"
+  std::string target;     // as sent, e.g. "/sleep?ms=10"
   int version_minor = 1;  // HTTP/1.<minor>; HTTP/1.x is all this server speaks
   std::vector<Header> headers;
-  std::string body;  // complete and de-chunked before the app sees the request
+  std::string body;        // complete and de-chunked before the app sees the request
   bool keep_alive = true;  // what the client asked for (RFC 9112 §9.3)
   // The client as the app should see it: the peer address, or, when the peer
   // is a trusted proxy (forwarded_allow_ips), X-Forwarded-For's first address

@@ -1,14 +1,13 @@
 #include "sys/log.hpp"
 
 #include <fcntl.h>
-
-#include <atomic>
-#include <utility>
-#include <unistd.h>
-
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <utility>
 
 namespace qilin::sys {
 

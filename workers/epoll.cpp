@@ -90,7 +90,7 @@ struct Connection {
   int64_t heap_ms = 0;           // when our live DeadlineQueue entry fires; 0: none
   std::optional<http::Session> session;
   std::optional<master::ConnTracker> gauge;  // the scoreboard's open-connection gauges
-  std::string peer;  // for the access log
+  std::string peer;                          // for the access log
 };
 
 class EpollWorker final : public Worker {

@@ -391,8 +391,8 @@ class IoUringWorker final : public Worker {
   void add_send(Connection& c, Ref ref) {
     auto memory = c.session.output();
     if (memory.size() == 1) {
-      io_uring_prep_send(get_sqe(Op::kSend, ref), c.fd.get(), memory[0].iov_base,
-                         memory[0].iov_len, MSG_NOSIGNAL);
+      io_uring_prep_send(get_sqe(Op::kSend, ref), c.fd.get(), memory[0].iov_base, memory[0].iov_len,
+                         MSG_NOSIGNAL);
       ++c.inflight;
     } else if (!memory.empty()) {
       c.message.msg_iov = const_cast<iovec*>(memory.data());
@@ -475,7 +475,7 @@ class IoUringWorker final : public Worker {
     char byte;
     if (c.peer_eof) return close(c, ref);
     const ssize_t unread = ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    io().read(0);  // a peek: its byte is counted when the drain reads it
+    io().read(0);                           // a peek: its byte is counted when the drain reads it
     if (unread <= 0) return close(c, ref);  // nothing unread: a plain close sends FIN, not RST
     io_uring_prep_shutdown(get_sqe(), c.fd.get(), SHUT_WR);
     c.lingering = true;

@@ -1,9 +1,10 @@
 // The one place a worker that writes with syscalls (sync, threaded, epoll)
 // moves a session's output to its socket: a send (one buffer) or sendmsg
-// (several) of the memory bytes ready, or a sendfile of the file region that comes next, with the outcome
-// sorted at the call (STYLE 8). Blocking workers call it until the session
-// is drained (send_all); epoll calls it until the socket would block. The
-// io_uring worker submits the same two operations as SQEs instead.
+// (several) of the memory bytes ready, or a sendfile of the file region that
+// comes next, with the outcome sorted at the call (STYLE 8). Blocking workers
+// call it until the session is drained (send_all); epoll calls it until the
+// socket would block. The io_uring worker submits the same operations as SQEs
+// instead.
 #pragma once
 
 #include "http/session.hpp"

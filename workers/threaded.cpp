@@ -135,7 +135,8 @@ class ThreadedWorker final : public Worker {
 
   void adopt(Accepted&& client) {
     set_io_timeout(client.fd.get(), kHeartbeatMs, &io());
-    Connection& c = fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer), io());
+    Connection& c =
+        fresh_.emplace_back(std::move(client.fd), limits_, std::move(client.peer), io());
     c.self = std::prev(fresh_.end());
     c.session.set_peer(c.peer, trusts_forwarded(c.peer), expects_proxy_header(c.peer));
     c.deadline_ms = master::monotonic_ms() + int64_t{limits_.request_timeout_seconds} * 1000;
@@ -297,7 +298,7 @@ class ThreadedWorker final : public Worker {
     if (linger && !quick_exit())
       close_lingering(std::move(fd), &io());
     else
-      fd.reset();  // close(2) also drops it from the epoll set
+      fd.reset();    // close(2) also drops it from the epoll set
     io().syscall();  // the close
     --open_;
     if (main_waiting_) poke_main();  // paused at worker_connections, or draining
@@ -370,7 +371,8 @@ class ThreadedWorker final : public Worker {
     main_waiting_ = true;
     if (draining_) return;
     // The backlog joins fresh_ first, so it gets the same grace below.
-    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) { adopt(std::move(client)); });
+    take_backlog_and_close_listeners(SOCK_CLOEXEC,
+                                     [this](Accepted&& client) { adopt(std::move(client)); });
     // Connections waiting for a request keep a short grace to send it (see
     // kIdleGraceOnStopMs); every response now says Connection: close, and
     // expire() closes those that stay idle. min() keeps both lists sorted.

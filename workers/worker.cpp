@@ -347,10 +347,10 @@ void Worker::account(int status, uint64_t body_bytes, bool streamed, std::string
   auto header_or_dash = [&](std::string_view name) {
     return request != nullptr ? request->header(name).value_or("-") : std::string_view("-");
   };
-  access->info("{} - - {} \"{}\" {} {} \"{}\" \"{}\"", client,
-               access_log_time(std::time(nullptr)), std::string_view(line.data(), line.size()),
-               status, streamed ? std::string("-") : std::to_string(body_bytes),
-               header_or_dash("Referer"), header_or_dash("User-Agent"));
+  access->info("{} - - {} \"{}\" {} {} \"{}\" \"{}\"", client, access_log_time(std::time(nullptr)),
+               std::string_view(line.data(), line.size()), status,
+               streamed ? std::string("-") : std::to_string(body_bytes), header_or_dash("Referer"),
+               header_or_dash("User-Agent"));
 }
 
 void Worker::count_rejection(http::Session& session) {
@@ -363,7 +363,8 @@ bool Worker::request_done(const http::Request& request, const http::Response& re
   if (started_ns > 0)
     slot_.latency.record(
         static_cast<uint64_t>(std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000));
-  account(response.status, response.body.size() + response.file_length, static_cast<bool>(response.stream),
+  account(response.status, response.body.size() + response.file_length,
+          static_cast<bool>(response.stream),
           request.client.empty() ? peer : std::string_view(request.client), &request);
   if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ &&
       !max_reached_.exchange(true)) {

@@ -174,8 +174,9 @@ TEST(StopUnderLoad, TermAnswersEveryAcceptedRequestWithReusePort) {
   if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
   for (const char* worker_class : {"sync", "epoll", "io_uring"}) {
     TempDir dir;
-    dir.write("qilin.yaml", std::string("workers: 2\napp: hello\nreuse_port: true\nworker_class: ") +
-                                worker_class + "\n");
+    dir.write("qilin.yaml",
+              std::string("workers: 2\napp: hello\nreuse_port: true\nworker_class: ") +
+                  worker_class + "\n");
     expect_term_answers_every_accepted_request({"-c", dir.file("qilin.yaml")},
                                                std::string(worker_class) + " reuse_port");
   }

@@ -219,8 +219,7 @@ ClassRatios ratios_from_status(const nlohmann::json& status, const std::string& 
 std::map<uint64_t, uint64_t> switches_by_worker(const nlohmann::json& json) {
   std::map<uint64_t, uint64_t> switches;
   for (const auto& worker : json["workers"])
-    switches[worker["pid"].get<uint64_t>()] =
-        worker["process"]["context_switches"].get<uint64_t>();
+    switches[worker["pid"].get<uint64_t>()] = worker["process"]["context_switches"].get<uint64_t>();
   return switches;
 }
 
@@ -376,8 +375,9 @@ TEST(StatusRatios, SyncServesOneRequestPerWakeUp) {
 // IO model itself. Orderings only, never absolute numbers.
 ClassRatios measure_under_wrk(const std::string& worker_class) {
   StatusServer status({"-k", worker_class, "-w", "1", "--threads", "4", "hello"}, 1);
-  const std::string command = "timeout 20 wrk -t1 -c16 -d2s http://127.0.0.1:" +
-                              std::to_string(status.server.port()) + "/ > /dev/null 2>&1";
+  const std::string command =
+      "timeout 20 wrk -t1 -c16 -d2s http://127.0.0.1:" + std::to_string(status.server.port()) +
+      "/ > /dev/null 2>&1";
   EXPECT_EQ(std::system(command.c_str()), 0) << "wrk failed (installed by deploy/install-deps.sh)";
   auto json = status_after_next_sample(status);
   EXPECT_TRUE(json);
@@ -516,8 +516,7 @@ TEST(Status, RequestsAreCountedByStatusCode) {
   EXPECT_EQ(text.find("qilin_requests_by_status_total{code=\"500\"}"), std::string::npos);
   auto json = status.status_json();
   ASSERT_TRUE(json);
-  EXPECT_EQ((*json)["server"]["status_codes"],
-            nlohmann::json({{"200", 1}, {"400", 1}, {"404", 1}}))
+  EXPECT_EQ((*json)["server"]["status_codes"], nlohmann::json({{"200", 1}, {"400", 1}, {"404", 1}}))
       << json->dump(2);
   EXPECT_EQ((*json)["server"]["requests"], 3) << json->dump(2);
 }
@@ -600,13 +599,13 @@ TEST(Status, PageShowsEveryWorkerInHeadlessChromium) {
   TempDir profile;
   // The page as a browser renders it, its script having fetched /status.json.
   auto render = [&] {
-    auto browser = run_command(
-        {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-crash-reporter", "--user-data-dir=" + profile.path(),
-         "--virtual-time-budget=3000", "--dump-dom",
-         "http://127.0.0.1:" + std::to_string(status.status_port) + "/"},
-        60s);
+    auto browser =
+        run_command({chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", "--disable-crash-reporter",
+                     "--user-data-dir=" + profile.path(), "--virtual-time-budget=3000",
+                     "--dump-dom", "http://127.0.0.1:" + std::to_string(status.status_port) + "/"},
+                    60s);
     EXPECT_EQ(browser.code, 0) << browser.output;
     return browser.output;
   };

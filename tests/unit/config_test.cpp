@@ -593,8 +593,8 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a", "errorlog=e",
                   "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1",
-                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
-                  "statsd_host=127.0.0.1:8125", "statsd_prefix=web", "app=demo"));
+                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "statsd_host=127.0.0.1:8125",
+                  "statsd_prefix=web", "app=demo"));
 }
 
 TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {

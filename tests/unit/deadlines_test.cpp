@@ -1,6 +1,8 @@
 // The event loops' deadline heap (workers/deadlines.hpp), without a loop:
 // how long a loop may sleep, the order deadlines fire in, and when an app's
 // sleep ends.
+#include "workers/deadlines.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "master/scoreboard.hpp"
-#include "workers/deadlines.hpp"
 
 namespace qilin::workers {
 namespace {
