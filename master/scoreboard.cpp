@@ -152,18 +152,18 @@ void Scoreboard::record_restart(pid_t pid, RestartReason reason) noexcept {
   header_->recorded.store(n + 1, std::memory_order_release);
 }
 
-int64_t monotonic_ms() noexcept { return monotonic_ns() / 1'000'000; }
+int64_t monotonic_ms() noexcept { return monotonic_ns() / kNsPerMs; }
 
 int64_t monotonic_ns() noexcept {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  return int64_t{now.tv_sec} * kNsPerSecond + now.tv_nsec;
 }
 
 int64_t realtime_ms() noexcept {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
+  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / kNsPerMs;
 }
 
 }  // namespace qilin::master

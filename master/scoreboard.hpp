@@ -358,6 +358,9 @@ class Scoreboard {
   size_t count_;
 };
 
+// The clocks every process here reads, and their one set of unit conversions.
+inline constexpr int64_t kNsPerMs = 1'000'000;
+inline constexpr int64_t kNsPerSecond = 1'000'000'000;
 int64_t monotonic_ms() noexcept;
 int64_t monotonic_ns() noexcept;
 int64_t realtime_ms() noexcept;

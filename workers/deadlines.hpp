@@ -23,8 +23,8 @@
 
 namespace qilin::workers {
 
-inline constexpr int64_t kNsPerMs = 1'000'000;
-inline constexpr int64_t kNsPerSecond = 1'000'000'000;
+using master::kNsPerMs;
+using master::kNsPerSecond;
 
 // Nanoseconds as the kernel's timespec: timespec for epoll_pwait2,
 // __kernel_timespec for io_uring (the same two fields, other types).
