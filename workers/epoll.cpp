@@ -243,15 +243,13 @@ class EpollWorker final : public Worker {
         // The request may be answered and written within this turn, and the
         // connection idle again: the keep-alive period restarts regardless.
         if (c.timer == kIdle) arm(c, kNoTimer);
-        session.feed({buffer_, static_cast<size_t>(n)});
-        count_rejection(session);
+        feed(session, {buffer_, static_cast<size_t>(n)});
         start_requests(c);  // before reading on: answered requests free pipeline room
       } else if (n == 0) {
         if (c.lingering) return close(c);  // the client has all it will read
         c.can_read = false;
         c.peer_eof = true;
-        session.feed_eof();  // pending responses are still written, then wants_close()
-        count_rejection(session);
+        feed_eof(session);  // pending responses are still written, then wants_close()
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         c.can_read = false;
       } else if (errno != EINTR) {

@@ -269,8 +269,7 @@ class IoUringWorker final : public Worker {
 
   void take_input(Connection& c, std::string_view bytes) {
     // Safe with a send in flight: the session never moves bytes output() gave out.
-    c.session.feed(bytes);
-    count_rejection(c.session);
+    feed(c.session, bytes);
   }
 
   // ---- the session decides; this carries it out (once per touched connection per turn) ----
@@ -291,10 +290,7 @@ class IoUringWorker final : public Worker {
       return;
     }
     serving_ = &c;  // an app answering synchronously needs no second serve()
-    if (c.peer_eof && !c.eof_fed) {
-      c.session.feed_eof();
-      count_rejection(c.session);
-    }
+    if (c.peer_eof && !c.eof_fed) feed_eof(c.session);
     c.eof_fed = c.peer_eof;
     bool started = false;
     while (auto request = c.session.next_request()) {

@@ -105,12 +105,10 @@ class SyncWorker final : public Worker {
       size_t received = 0;
       switch (receive(client.get(), buffer_, sizeof buffer_, received, &io())) {
         case ReadOutcome::Data:
-          session.feed({buffer_, received});
-          count_rejection(session);
+          feed(session, {buffer_, received});
           break;
         case ReadOutcome::PeerClosed:
-          session.feed_eof();
-          count_rejection(session);
+          feed_eof(session);
           break;
         case ReadOutcome::TimedOut:
         case ReadOutcome::Interrupted:

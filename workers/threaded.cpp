@@ -215,12 +215,10 @@ class ThreadedWorker final : public Worker {
       size_t received = 0;
       switch (receive(c.fd.get(), buffer, kRecvBuffer, received, &io())) {
         case ReadOutcome::Data:
-          c.session.feed({buffer, received});
-          count_rejection(c.session);
+          feed(c.session, {buffer, received});
           break;
         case ReadOutcome::PeerClosed:
-          c.session.feed_eof();
-          count_rejection(c.session);
+          feed_eof(c.session);
           break;
         case ReadOutcome::TimedOut:  // a 1 s slice without a byte
         case ReadOutcome::Interrupted:

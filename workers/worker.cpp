@@ -353,6 +353,16 @@ void Worker::account(int status, uint64_t body_bytes, bool streamed, std::string
                header_or_dash("User-Agent"));
 }
 
+void Worker::feed(http::Session& session, std::string_view bytes) {
+  session.feed(bytes);
+  count_rejection(session);
+}
+
+void Worker::feed_eof(http::Session& session) {
+  session.feed_eof();
+  count_rejection(session);
+}
+
 void Worker::count_rejection(http::Session& session) {
   if (auto rejection = session.take_rejection())
     account(rejection->status, rejection->body_bytes, false, rejection->client, nullptr);

@@ -111,11 +111,14 @@ class Worker {
   // should refuse keep-alive from now on.
   bool request_done(const http::Request& request, const http::Response& response,
                     std::string_view peer, int64_t started_ns = 0);
-  // After each Session::feed() and feed_eof(): an error response the session
+  // How a worker hands a session what it read (or that the peer closed):
+  // Session::feed()/feed_eof(), then the error response the session may have
   // queued itself (a malformed or oversized request) is counted and logged
   // like an answered request, with "-" for the request line as nginx does,
-  // so that /metrics and the access log show the 400s. Cheap when there is none.
-  void count_rejection(http::Session& session);
+  // so that /metrics and the access log show the 400s. Workers feed only
+  // through these, so none can skip the count.
+  void feed(http::Session& session, std::string_view bytes);
+  void feed_eof(http::Session& session);
   // Once per accepted connection.
   void connection_accepted() noexcept;
   // accept4(listener, flags), counted, with its outcome sorted (STYLE 8):
@@ -169,6 +172,7 @@ class Worker {
   // (request_done for the app's, count_rejection for the session's own).
   void account(int status, uint64_t body_bytes, bool streamed, std::string_view client,
                const http::Request* request);
+  void count_rejection(http::Session& session);
   // Once a second from notify(): CPU, context switches, threads, RSS.
   void sample_process() noexcept;
   sys::Fd wakeup_;
