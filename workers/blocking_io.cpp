@@ -8,6 +8,7 @@
 #include "master/scoreboard.hpp"
 #include "sys/error.hpp"
 #include "workers/session_output.hpp"
+#include "workers/worker.hpp"
 
 namespace qilin::workers {
 
@@ -54,8 +55,8 @@ void close_lingering(sys::Fd connection, master::IoCounters* io) {
   if (unread <= 0) return;  // nothing unread: a plain close sends FIN, not RST
   ::shutdown(connection.get(), SHUT_WR);
   if (io) io->syscall();
-  set_io_timeout(connection.get(), 200, io);
-  const int64_t give_up = master::monotonic_ms() + 1000;
+  set_io_timeout(connection.get(), kBlockingLingerSliceMs, io);
+  const int64_t give_up = master::monotonic_ms() + kBlockingLingerMs;
   while (master::monotonic_ms() < give_up) {
     ssize_t drained = ::recv(connection.get(), scratch, sizeof scratch, 0);
     if (io) io->read(drained);

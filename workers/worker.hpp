@@ -41,6 +41,11 @@ inline constexpr int64_t kIdleGraceOnStopMs = 1000;
 // input the client sent that we never read is drained at most this long, so
 // that closing does not answer it with a RST that can destroy the response.
 inline constexpr int64_t kLingerMs = 2000;
+// The blocking workers' lingering close (close_lingering) waits in the
+// thread that serves, the process's only one in `sync`: half as long, and
+// in reads of at most kBlockingLingerSliceMs.
+inline constexpr int64_t kBlockingLingerMs = 1000;
+inline constexpr int kBlockingLingerSliceMs = 200;
 
 // An event loop's connection, for the scoreboard's open-connection gauges,
 // read off its session once per loop turn (blocking workers set the state
