@@ -479,12 +479,37 @@ void validate_statsd(const Config& config, std::string_view host_origin,
                      config.statsd_prefix));
 }
 
+namespace {
+
+// yaml-cpp writes a string holding a control character (a CR, say) as a plain
+// scalar, and YAML reads that back as a different string; in double quotes it
+// is escaped and round-trips.
+void emit(YAML::Emitter& out, const std::string& text) {
+  const bool has_control =
+      std::any_of(text.begin(), text.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  if (has_control) out << YAML::DoubleQuoted;
+  out << text;
+}
+
+void emit(YAML::Emitter& out, const std::vector<std::string>& list) {
+  out << YAML::BeginSeq;
+  for (const std::string& item : list) emit(out, item);
+  out << YAML::EndSeq;
+}
+
+template <class T>
+void emit(YAML::Emitter& out, const T& value) {
+  out << value;
+}
+
+}  // namespace
+
 std::string to_yaml(const Config& config) {
   YAML::Emitter out;
   out << YAML::BeginMap;
   for (const Key& key : key_table) {
     out << YAML::Key << std::string(key.name) << YAML::Value;
-    std::visit([&]<class T>(T Config::*field) { out << config.*field; }, key.field);
+    std::visit([&]<class T>(T Config::*field) { emit(out, config.*field); }, key.field);
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -516,6 +516,20 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.origin.size(), 28u);
 }
 
+// --check-config prints to_yaml(); a control character in a value must come
+// back as itself, not as a raw CR or tab that YAML reads differently.
+TEST(ToYaml, RoundTripsControlCharacters) {
+  Config original;
+  original.accesslog = "\r";
+  original.pidfile = "a\tb\n";
+  original.bind = {"127.0.0.1:1\x7f"};
+  Config copy;
+  apply_yaml(copy, to_yaml(original), "control.yaml");
+  EXPECT_EQ(copy.accesslog, "\r");
+  EXPECT_EQ(copy.pidfile, "a\tb\n");
+  EXPECT_EQ(copy.bind, original.bind);
+}
+
 TEST(ToYaml, DefaultsRoundTrip) {
   Config copy;
   copy.workers = 5;
