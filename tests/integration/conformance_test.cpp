@@ -2,6 +2,9 @@
 // the real binary on loopback, raw bytes over a socket.
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
 #include "tests/integration/harness.hpp"
 
 namespace qilin::testing {
@@ -207,6 +210,68 @@ TEST_P(Conformance, MalformedRequestsGetTheirStatusAndClose) {
     EXPECT_EQ(response->header("connection"), "close") << rejection.name;
     EXPECT_TRUE(client.closed_by_server()) << rejection.name;
   }
+  auto still_serving = get(port(), "/");
+  ASSERT_TRUE(still_serving);
+  EXPECT_EQ(still_serving->status, 200);
+}
+
+// Whatever bytes arrive and however the client leaves, the worker lives on:
+// mangled requests in random pieces, then a half-close (the server answers
+// what was whole and closes) or an abrupt close (a reset when an answer was
+// left unread). In the sanitized test build a memory error aborts the worker
+// and the master replaces it, so the same worker pid at the end is the check.
+TEST_P(Conformance, MangledTrafficNeverCostsTheWorker) {
+  const auto workers = server_->worker_pids();
+  const std::string seeds[] = {
+      "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+      "HEAD /json HTTP/1.1\r\nHost: t\r\n\r\nGET /json HTTP/1.0\r\n\r\n",
+      "GET /static/../x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"};
+  const std::string tokens[] = {"\r\n",
+                                "\n",
+                                ":",
+                                " ",
+                                std::string(1, '\0'),
+                                "Content-Length: 99999999999999999999\r\n",
+                                "Transfer-Encoding: chunked\r\n",
+                                "ffffffffffffffff\r\n",
+                                std::string(300, 'A'),
+                                std::string(9000, 'A')};
+  std::mt19937 random(1125);
+  auto below = [&](size_t n) { return static_cast<size_t>(random() % n); };
+  for (int connection = 0; connection < 150; ++connection) {
+    std::string bytes;
+    for (size_t n = 1 + below(3); n > 0; --n) bytes += seeds[below(std::size(seeds))];
+    for (size_t n = below(5); n > 0; --n) {
+      size_t at = below(bytes.size());
+      switch (below(4)) {
+        case 0:
+          bytes[at] = static_cast<char>(random());
+          break;
+        case 1:
+          bytes.erase(at, 1 + below(10));
+          break;
+        case 2:
+          bytes.insert(at, tokens[below(std::size(tokens))]);
+          break;
+        case 3:
+          bytes.insert(at, seeds[below(std::size(seeds))]);
+          break;
+      }
+    }
+    Client client(port());
+    for (size_t at = 0; at < bytes.size();) {
+      size_t piece = 1 + below(bytes.size());
+      client.send(bytes.substr(at, piece));
+      at += piece;
+    }
+    if (below(3) != 0) {
+      client.shutdown_write();
+      ASSERT_TRUE(client.closed_by_server(5s)) << "connection " << connection;
+    }
+  }
+  EXPECT_EQ(server_->worker_pids(), workers) << server_->log();
   auto still_serving = get(port(), "/");
   ASSERT_TRUE(still_serving);
   EXPECT_EQ(still_serving->status, 200);
