@@ -44,6 +44,11 @@ http::Response internal_error(const http::Request& request, const char* what) {
   return http::Response(500, "Internal Server Error\n");
 }
 
+http::Response invalid_status(const http::Request& request, int status) {
+  return internal_error(request,
+                        fmt::format("status {} is not a final HTTP status", status).c_str());
+}
+
 }  // namespace detail
 
 }  // namespace qilin::app

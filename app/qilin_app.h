@@ -48,6 +48,7 @@ typedef struct {
 typedef struct qilin_response qilin_response; /* opaque, owned by the server */
 
 typedef struct {
+  /* A final status, 200 to 599; anything else is answered 500 (and logged). */
   void (*set_status)(qilin_response *response, int status);
   /* NUL-terminated; the server copies both strings. */
   void (*add_header)(qilin_response *response, const char *name, const char *value);

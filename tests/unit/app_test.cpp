@@ -108,6 +108,22 @@ TEST(Runner, ExceptionBecomes500) {
   }
 }
 
+TEST(Runner, NonFinalStatusBecomes500) {
+  BlockingContext context;
+  for (int status : {0, 100, 101, 103, 200, 299, 599, 600, 999}) {
+    Handler handler = from_plain([status](http::Request&) {
+      http::Response response(200, "x");
+      response.status = status;
+      return response;
+    });
+    std::optional<http::Response> result;
+    run_request(handler, request_for("/"), context,
+                [&](http::Request&, http::Response&& response) { result = std::move(response); });
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, status >= 200 && status <= 599 ? status : 500) << status;
+  }
+}
+
 TEST(Apps, HelloAndDemoRoutes) {
   BlockingContext context;
   auto call = [&](Handler& handler, std::string target) {

@@ -581,6 +581,21 @@ TEST_F(SessionTest, UnusualStatusCodes) {
   EXPECT_NE(out.find("HTTP/1.1 500 Internal Server Error\r\n"), std::string::npos) << out;
 }
 
+// An interim status as the final answer would desynchronize the client (it
+// waits for another response); 600 and above are not HTTP (RFC 9110 §15).
+TEST_F(SessionTest, OnlyFinalStatusesEndARequest) {
+  for (int status : {100, 101, 103, 199, 600, 999}) {
+    Session s(Limits{});
+    s.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    Response interim;
+    interim.status = status;
+    s.respond(take(s).id, std::move(interim));
+    auto out = parse_responses(drain(s));
+    ASSERT_EQ(out.size(), 1u) << status;
+    EXPECT_EQ(out[0].status, 500) << status;
+  }
+}
+
 // ---- ordering and pipelining --------------------------------------------
 
 TEST_F(SessionTest, PipelinedResponsesLeaveInRequestOrder) {
