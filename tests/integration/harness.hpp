@@ -24,6 +24,8 @@ using namespace std::chrono_literals;
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 5s);
 
 std::string read_file(const std::string& path);
+// How many times `needle` occurs in `text` (a log, say).
+size_t occurrences(const std::string& text, const std::string& needle);
 // The pid a pidfile holds, 0 when it is empty or missing.
 pid_t read_pid(const std::string& path);
 bool process_alive(pid_t pid);

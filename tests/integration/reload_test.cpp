@@ -122,12 +122,8 @@ TEST(ReloadUnderLoad, UpgradeThenRetiringTheOldMasterFailsNoRequest) {
   server.signal(SIGUSR2);
   ASSERT_TRUE(eventually([&] { return !read_file(pidfile + ".2").empty(); })) << server.log();
   // The new master's workers are up before the old master goes.
-  ASSERT_TRUE(eventually([&] {
-    const std::string log = server.log();
-    size_t booted = 0;
-    for (size_t at = 0; (at = log.find("Booting worker", at)) != std::string::npos; ++at) ++booted;
-    return booted >= 4;
-  })) << server.log();
+  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "Booting worker") >= 4; }))
+      << server.log();
   const pid_t upgraded = std::stoi(read_file(pidfile + ".2"));
   server.signal(SIGTERM);
   auto status = server.wait_exit(10s);

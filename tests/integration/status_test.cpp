@@ -277,9 +277,18 @@ std::map<pid_t, uint64_t> rows_of(const std::string& dom) {
 
 TEST(Status, OffByDefault) {
   Server server({"-k", "sync", "-w", "2", "hello"}, 2);
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(server.worker_pids().size(), 2u) << "a status process without status_bind";
   EXPECT_EQ(server.log().find("Status"), std::string::npos) << server.log();
+  // The master would fork a status process at the end of a loop turn. Each
+  // USR1 is logged at the start of a turn, so once the second is logged a
+  // whole turn has run, and only the two workers may be its children.
+  auto usr1_handled = [&](size_t times) {
+    return eventually([&] { return occurrences(server.log(), "Handling signal: usr1") == times; });
+  };
+  server.signal(SIGUSR1);
+  ASSERT_TRUE(usr1_handled(1)) << server.log();
+  server.signal(SIGUSR1);
+  ASSERT_TRUE(usr1_handled(2)) << server.log();
+  EXPECT_EQ(server.worker_pids().size(), 2u) << "a status process without status_bind";
 }
 
 TEST(Status, JsonCountsEveryRequestOfBothSyncWorkers) {
