@@ -398,6 +398,35 @@ struct Session::State {
     return scheme.empty() || iequals(scheme, "http");
   }
 
+  // RFC 9112 §3.2.2: an origin server must accept the absolute-form
+  // ("GET http://a.example:8080/p?q HTTP/1.1") and take the host from it, not
+  // from Host. It becomes what any other client sends: target "/p?q" and
+  // Host "a.example:8080", so apps see one form. False: not an http(s) URI
+  // with a host (or one with userinfo, RFC 9110 §4.2.4).
+  static bool to_origin_form(Request& r) {
+    std::string_view target = r.target;
+    const size_t scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos) return true;  // origin-form, "*", or the app's
+    const std::string_view scheme = target.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
+    const size_t authority_at = scheme_end + 3;
+    const size_t path_at = std::min(target.find_first_of("/?", authority_at), target.size());
+    const std::string_view authority = target.substr(authority_at, path_at - authority_at);
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+    std::string host(authority);
+    auto with_host = std::find_if(r.headers.begin(), r.headers.end(),
+                                  [](const Header& h) { return iequals(h.name, "host"); });
+    if (with_host != r.headers.end()) {
+      with_host->value = std::move(host);
+    } else {
+      r.headers.push_back(Header{"Host", std::move(host)});
+    }
+    const bool starts_with_query = path_at < target.size() && target[path_at] == '?';
+    r.target.erase(0, path_at);
+    if (r.target.empty() || starts_with_query) r.target.insert(0, 1, '/');
+    return true;
+  }
+
   int on_headers_complete() {
     in_trailers = true;
     Slot& s = back();
@@ -410,6 +439,7 @@ struct Session::State {
     if (other_coding) return fail(501);
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
     if (host_count > 1 || (host_count == 0 && r.version_minor == 1)) return fail(400);
+    if (!r.target.starts_with('/') && !to_origin_form(r)) return fail(400);
     // Refused before the body is read; with Expect: 100-continue the client
     // then never sends it (RFC 9110 §10.1.1).
     if ((parser.flags & F_CONTENT_LENGTH) != 0 && parser.content_length > limits.body) {

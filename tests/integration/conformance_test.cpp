@@ -35,6 +35,13 @@ TEST_P(Conformance, PlainGet) {
   EXPECT_FALSE(response->header("date").empty());
 }
 
+TEST_P(Conformance, AbsoluteFormTargetIsServed) {
+  auto response = get(port(), "http://127.0.0.1/json?from=proxy");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_NE(response->body.find("\"message\""), std::string::npos) << response->body;
+}
+
 TEST_P(Conformance, KeepAliveRules) {
   {  // HTTP/1.1 persists by default (except under sync)
     Client client(port());

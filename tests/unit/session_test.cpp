@@ -1341,6 +1341,40 @@ TEST(Forwarded, ConflictingOrUnknownSchemesAre400) {
   }
 }
 
+// RFC 9112 §3.2.2: the absolute-form is accepted and its host replaces Host;
+// the app sees the origin-form target every other client sends.
+TEST_F(SessionTest, AbsoluteFormBecomesOriginForm) {
+  struct AbsoluteForm {
+    std::string request, target, host;
+  };
+  const AbsoluteForm cases[] = {
+      {"GET http://a.example:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n", "/p?q=1",
+       "a.example:8080"},
+      {"GET HTTPS://A.example HTTP/1.1\r\nHost: A.example\r\n\r\n", "/", "A.example"},
+      {"GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", "/?x=1", "a"},
+      {"GET http://[::1]:80/ HTTP/1.0\r\n\r\n", "/", "[::1]:80"},  // 1.0: Host added
+  };
+  for (const AbsoluteForm& c : cases) {
+    Session s(Limits{});
+    s.feed(c.request);
+    Request r = take(s);
+    EXPECT_EQ(r.target, c.target) << c.request;
+    EXPECT_EQ(r.header("Host").value_or("(none)"), c.host) << c.request;
+    size_t hosts = 0;
+    for (const Header& h : r.headers) hosts += iequals(h.name, "host");
+    EXPECT_EQ(hosts, 1u) << c.request;
+  }
+  for (const char* bad :
+       {"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", "GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://user@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\n\r\n"}) {  // Host is still required
+    Session s(Limits{});
+    s.feed(bad);
+    EXPECT_FALSE(s.next_request()) << bad;
+    EXPECT_EQ(status_of_first_response(s), "HTTP/1.1 400") << bad;
+  }
+}
+
 // ---- random scripts ------------------------------------------------------
 
 // What a worker may do to a session, in any order: feed mangled bytes in
