@@ -877,8 +877,12 @@ void Session::refuse_keep_alive() noexcept {
   State& s = *state_;
   s.refuse = true;
   // The last complete request is the last answered; with none, the next one.
+  // Also the next one when the last is answered already: its head went out
+  // (or is going out) saying keep-alive, the client may have sent another
+  // request on that promise, and closing after it would drop that request.
   size_t complete = s.count - (s.parsing ? 1 : 0);
-  if (complete > 0) s.end_after(s.at(complete - 1).id);
+  if (complete > 0 && s.at(complete - 1).phase != Phase::kAnswered)
+    s.end_after(s.at(complete - 1).id);
 }
 
 std::optional<Session::Rejection> Session::take_rejection() noexcept {

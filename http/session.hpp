@@ -96,8 +96,10 @@ class Session {
   // ends after it (the sync worker, max_requests, a saturated pool, shutdown).
   // With complete requests owed, the last of them is the last answered: only
   // its response says close (RFC 9112 §9.6: nothing may follow a close) and a
-  // partial request is dropped. With none owed, the next request is the last;
-  // until it starts the session stays idle(), so the keep-alive deadline ends it.
+  // partial request is dropped. With none owed, or when the last one is
+  // answered already (its head said keep-alive, and the client may be sending
+  // the next request on that promise), the next request is the last; until it
+  // starts the session stays idle(), so the keep-alive deadline ends it.
   void refuse_keep_alive() noexcept;
 
   // Memory bytes ready to write now, in order, up to the next file region.

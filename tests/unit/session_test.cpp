@@ -844,6 +844,31 @@ TEST_F(SessionTest, RefuseKeepAliveAnswersWhatIsOwedThenCloses) {
   EXPECT_TRUE(s.wants_close());
 }
 
+// A worker stopping while an answer is on its way (io_uring's send is in
+// flight for a whole loop turn): that answer already says keep-alive, so the
+// client may send another request at once. It must be served (with close),
+// not met by a FIN: the connection ends after the next request instead.
+TEST_F(SessionTest, RefuseKeepAliveAfterAnAnswerLeftKeepsItsPromise) {
+  Session s(Limits{});
+  s.feed("GET /0 HTTP/1.1\r\nHost: x\r\n\r\n");
+  s.respond(take(s).id, Response(200, "0"));
+  auto iov = s.output();  // the send is submitted: these bytes are on their way
+  ASSERT_FALSE(iov.empty());
+  s.refuse_keep_alive();
+  auto first = parse_responses(drain(s));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].header("Connection"), std::nullopt);
+  EXPECT_FALSE(s.wants_close()) << "the client was told the connection stays";
+  EXPECT_TRUE(s.idle());
+  s.feed("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  s.respond(take(s).id, Response(200, "1"));
+  auto second = parse_responses(drain(s));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].body, "1");
+  EXPECT_EQ(second[0].header("Connection"), "close");
+  EXPECT_TRUE(s.wants_close());
+}
+
 TEST_F(SessionTest, FeedEofMidRequestDropsIt) {
   Session s(Limits{});
   s.feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
