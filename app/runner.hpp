@@ -57,10 +57,8 @@ detail::Detached run_request(const Handler& handler, http::Request&& request_in,
   } catch (...) {
     response = detail::internal_error(request, "unknown exception");
   }
-  // RFC 9110 §15: a final response is 2xx to 5xx. A 1xx reads as interim, so
-  // the client would take the next response for this one's; 600 and above are
-  // not HTTP. Either is the app's error, logged, counted and sent as a 500.
-  if (response.status < 200 || response.status > 599)
+  // Any other status is the app's error: logged, counted and sent as a 500.
+  if (!http::is_final_status(response.status))
     response = detail::invalid_status(request, response.status);
   done(request, std::move(response));
 }

@@ -57,6 +57,11 @@ struct Request {
   std::optional<std::string_view> query_param(std::string_view key) const noexcept;
 };
 
+// RFC 9110 §15: the statuses that may end a request, 2xx to 5xx. A 1xx is
+// interim (the client would wait for another answer, then take the next
+// one's); 600 and above are not HTTP.
+constexpr bool is_final_status(int status) noexcept { return status >= 200 && status <= 599; }
+
 // A body the session pulls piece by piece and sends chunked (RFC 9112 §7.1),
 // for apps that stream without knowing the length. Returning nullopt ends it.
 using BodyStream = std::function<std::optional<std::string>()>;

@@ -546,9 +546,9 @@ struct Session::State {
 
   // ---- responses ----
   void serialize(Slot& s, Response& r) {
-    // Only 2xx to 5xx may end a request (RFC 9110 §15); the app runner already
-    // turns anything else into a 500, and so does this, for any other caller.
-    int status = (r.status >= 200 && r.status <= 599) ? r.status : 500;
+    // The app runner already turns any other status into a 500; so does
+    // this, for any other caller.
+    int status = is_final_status(r.status) ? r.status : 500;
     bool content = status_has_content(status);
     bool close = !s.keep_alive || (closing && s.id == end_id);
     HeadSpec spec{.status = status};

@@ -101,9 +101,8 @@ class Master {
   std::vector<std::string> argv_;
   std::string executable_;  // resolved at start: a replaced binary is found by path on USR2
   std::vector<sys::Listener> listeners_;
-  bool adopted_listeners_ = false;
-  bool listeners_from_systemd_ = false;  // systemd holds them too, across our restarts  // from
-                                         // systemd or an upgrade: their files are not ours
+  bool adopted_listeners_ = false;       // from systemd or an upgrade: their files are not ours
+  bool listeners_from_systemd_ = false;  // systemd holds them too, across our restarts
   Scoreboard scoreboard_;
   std::map<pid_t, WorkerProcess> workers_;
   uint64_t generation_ = 0;
