@@ -49,6 +49,7 @@ constexpr size_t kScoreboardSlots = 2048;
 // A worker that dies within this long of its start counts towards a crash loop.
 constexpr int64_t kQuickCrashMs = 10'000;
 constexpr int64_t kMaxBackoffMs = 10'000;
+constexpr int64_t kBootPollMs = 20;
 
 // The binary upgrade hands its listening sockets to the new master here.
 constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
@@ -135,7 +136,10 @@ int Master::run() {
   while (!exit_code_) {
     const int64_t now = monotonic_ms();
     const int64_t until_spawn = next_spawn_ms_ > now ? next_spawn_ms_ - now : 1000;
-    wait_for_signal(static_cast<int>(std::min<int64_t>(1000, until_spawn)));
+    // A worker says it is ready only through the scoreboard: look often
+    // while one boots, so a reload retires the old generation promptly.
+    const int64_t until_look = any_worker_booting() ? kBootPollMs : 1000;
+    wait_for_signal(static_cast<int>(std::min(until_look, until_spawn)));
     if (exit_code_) break;
     reap_workers();
     murder_workers();
@@ -562,19 +566,21 @@ void Master::murder_workers() {
   }
 }
 
+bool Master::any_worker_booting() const {
+  for (const auto& [pid, worker] : workers_)
+    if (worker.slot->state.load() == WorkerState::Booting) return true;
+  return false;
+}
+
 void Master::manage_workers() {
   if (exit_code_) return;
   scoreboard_.header().target_workers = target_workers_;
-  std::vector<pid_t> current, older;
-  int current_ready = 0;
+  std::vector<pid_t> current;
+  std::map<uint64_t, int> ready_by_generation;
   for (auto& [pid, worker] : workers_) {
     if (worker.retiring) continue;
-    if (worker.generation == generation_) {
-      current.push_back(pid);
-      if (worker.slot->state.load() == WorkerState::Ready) ++current_ready;
-    } else {
-      older.push_back(pid);
-    }
+    if (worker.generation == generation_) current.push_back(pid);
+    if (worker.slot->state.load() == WorkerState::Ready) ++ready_by_generation[worker.generation];
   }
   const int missing = target_workers_ - static_cast<int>(current.size());
   if (missing > 0 && monotonic_ms() >= next_spawn_ms_) {
@@ -589,12 +595,27 @@ void Master::manage_workers() {
   const int extra = static_cast<int>(current.size()) - target_workers_;
   for (int i = 0; i < extra; ++i)
     retire(current[static_cast<size_t>(i)], workers_.at(current[static_cast<size_t>(i)]));
-  // After a reload: the old generation goes once the new one can serve.
-  if (!older.empty() && current_ready >= target_workers_)
-    for (pid_t pid : older) {
-      workers_.at(pid).reloaded = true;
-      retire(pid, workers_.at(pid));
-    }
+  retire_superseded_generations(ready_by_generation);
+}
+
+// After a reload the old generation goes once the new one can serve: every
+// worker older than the newest generation with all its workers ready. A HUP
+// that comes while the previous reload's workers still boot supersedes them:
+// they have served nothing and never will, so they go at once. Kept, every
+// HUP faster than a boot would leave one more generation alive.
+void Master::retire_superseded_generations(const std::map<uint64_t, int>& ready_by_generation) {
+  uint64_t serving = 0;
+  for (const auto& [generation, ready] : ready_by_generation)
+    if (ready >= target_workers_) serving = generation;
+  for (auto& [pid, worker] : workers_) {
+    if (worker.retiring || worker.generation == generation_) continue;
+    const bool booting = worker.slot->state.load() == WorkerState::Booting;
+    if (worker.generation >= serving && !booting) continue;
+    if (booting)
+      spdlog::info("Retiring worker (pid: {}) of a superseded reload before it served", pid);
+    worker.reloaded = true;
+    retire(pid, worker);
+  }
 }
 
 void Master::spawn_status() {

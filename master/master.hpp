@@ -76,6 +76,8 @@ class Master {
   void reap_workers();
   void murder_workers();
   void manage_workers();
+  void retire_superseded_generations(const std::map<uint64_t, int>& ready_by_generation);
+  bool any_worker_booting() const;
   std::optional<RestartReason> restart_reason(const WorkerProcess& worker, int status) const;
   void spawn_status();
   void manage_status();

@@ -13,6 +13,10 @@
 namespace qilin::testing {
 namespace {
 
+std::string superseded_line(pid_t pid) {
+  return "Retiring worker (pid: " + std::to_string(pid) + ") of a superseded reload";
+}
+
 TEST(Master, KilledWorkerIsReplacedWithinASecond) {
   Server server({"-k", "sync", "-w", "2", "hello"}, 2);
   auto before = server.worker_pids();
@@ -179,6 +183,54 @@ TEST(Master, HupReplacesWorkersAndTtinTtouChangeTheCount) {
   auto response = get(server.port(), "/");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
+}
+
+// A HUP that comes while the previous reload's workers are still booting
+// supersedes them: they are told to go at once instead of living on beside a
+// generation that will never need them (a HUP storm would pile them up).
+TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
+  TempDir dir;
+  const std::string gate = dir.file("gate");
+  dir.write("gate", "");
+  ::setenv("QILIN_TEST_BOOT_GATE", gate.c_str(), 1);
+  Server server({QILIN_GATED_BOOT_APP});
+  ::unsetenv("QILIN_TEST_BOOT_GATE");
+  const pid_t serving = server.worker_pids().at(0);
+  std::filesystem::remove(gate);
+  // HUP, then the worker it started, once it waits at the gate.
+  auto reload = [&]() -> pid_t {
+    const auto before = server.worker_pids();
+    server.signal(SIGHUP);
+    pid_t booting = 0;
+    eventually([&] {
+      for (pid_t pid : server.worker_pids())
+        if (std::find(before.begin(), before.end(), pid) == before.end() &&
+            std::filesystem::exists(gate + "." + std::to_string(pid)))
+          booting = pid;
+      return booting != 0;
+    });
+    return booting;
+  };
+  const pid_t first = reload();
+  ASSERT_NE(first, 0) << server.log();
+  const pid_t second = reload();
+  ASSERT_NE(second, 0) << server.log();
+  EXPECT_TRUE(eventually([&] {
+    auto pids = server.worker_pids();
+    return std::find(pids.begin(), pids.end(), first) == pids.end();
+  })) << server.log();
+  EXPECT_EQ(occurrences(server.log(), superseded_line(first)), 1u) << server.log();
+  auto response = get(server.port(), "/");  // the old generation serves meanwhile
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+
+  dir.write("gate", "");
+  EXPECT_TRUE(eventually([&] { return server.worker_pids() == std::vector<pid_t>{second}; }))
+      << server.log();
+  EXPECT_FALSE(process_alive(serving));
+  response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, "booted\n");
 }
 
 TEST(Master, StuckWorkerIsKilledAfterTimeout) {
