@@ -7,23 +7,20 @@
 //   /block?ms=N     a blocking sleep inside the handler: what a careless app does
 //   /cpu?n=N        N rounds of arithmetic: CPU-bound work
 //   /stream?n=N     N lines, streamed with chunked transfer coding
-//   /static/PATH    a file under static_dir, sent by the worker without copying
+//   /static/PATH    a file under static_dir (app/static_files.hpp), sent by the
+//                   worker without copying
 //
 // /sleep and /block look alike and are the lesson: in `sync` and `threaded`
 // both hold a process or a thread; in `epoll` and `io_uring` /sleep costs
 // nothing while /block stops the whole loop.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <linux/openat2.h>
-#include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 
 #include <charconv>
 #include <cstdint>
 #include <thread>
 
 #include "app/app.hpp"
+#include "app/static_files.hpp"
 
 namespace qilin::app {
 
@@ -50,87 +47,6 @@ http::Response bad_param(std::string_view key, int64_t max) {
   return http::Response(
       400, fmt::format("query parameter '{}' must be a whole number from 0 to {}\n", key, max));
 }
-
-std::string_view content_type_for(std::string_view path) {
-  static constexpr std::pair<std::string_view, std::string_view> types[] = {
-      {".html", "text/html; charset=utf-8"},
-      {".css", "text/css"},
-      {".js", "text/javascript"},
-      {".json", "application/json"},
-      {".txt", "text/plain; charset=utf-8"},
-      {".png", "image/png"},
-      {".jpg", "image/jpeg"},
-      {".svg", "image/svg+xml"},
-      {".ico", "image/x-icon"},
-      {".wasm", "application/wasm"}};
-  for (auto [suffix, type] : types)
-    if (path.ends_with(suffix)) return type;
-  return "application/octet-stream";
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a path; nullopt for bad escapes or a decoded NUL.
-std::optional<std::string> decode_path(std::string_view encoded) {
-  std::string out;
-  out.reserve(encoded.size());
-  for (size_t i = 0; i < encoded.size(); ++i) {
-    if (encoded[i] != '%') {
-      out += encoded[i];
-      continue;
-    }
-    if (i + 2 >= encoded.size()) return std::nullopt;
-    int high = hex_value(encoded[i + 1]), low = hex_value(encoded[i + 2]);
-    if (high < 0 || low < 0 || (high == 0 && low == 0)) return std::nullopt;
-    out += static_cast<char>(high * 16 + low);
-    i += 2;
-  }
-  return out;
-}
-
-class StaticFiles {
- public:
-  explicit StaticFiles(const std::string& root) {
-    if (root.empty()) return;
-    root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root_) spdlog::warn("static_dir '{}' cannot be opened: /static/ will answer 404", root);
-  }
-
-  http::Response serve(std::string_view relative) const {
-    auto path = decode_path(relative);
-    if (!path) return http::Response(400, "bad percent-encoding in path\n");
-    if (!root_ || path->empty()) return http::Response(404, "Not Found\n");
-    // RESOLVE_BENEATH makes the kernel refuse any escape from the root, by
-    // "..", an absolute path or a symlink, atomically with the open: no
-    // check-then-open race and no hand-written path normalisation to get wrong.
-    open_how how{};
-    how.flags = O_RDONLY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, root_.get(), path->c_str(), &how, sizeof how));
-    if (fd < 0) {
-      if (errno == EXDEV) return http::Response(403, "Forbidden\n");
-      return http::Response(404, "Not Found\n");
-    }
-    sys::Fd file(fd);
-    struct stat info {};
-    if (::fstat(file.get(), &info) != 0 || !S_ISREG(info.st_mode))
-      return http::Response(404, "Not Found\n");
-    http::Response response;
-    response.set("Content-Type", content_type_for(*path));
-    // For HEAD too: the session sends the length and skips the bytes.
-    response.file = std::move(file);
-    response.file_length = static_cast<size_t>(info.st_size);
-    return response;
-  }
-
- private:
-  sys::Fd root_;
-};
 
 }  // namespace
 
@@ -177,7 +93,7 @@ Handler make_demo_app(const AppOptions& options) {
       };
       co_return response;
     }
-    if (path.starts_with("/static/")) co_return files->serve(path.substr(8));
+    if (path.starts_with("/static/")) co_return files->serve(request, path.substr(8));
     co_return http::Response(404, "Not Found\n");
   };
 }

@@ -166,6 +166,46 @@ TEST_P(Conformance, StaticFileAndTraversal) {
   EXPECT_EQ(missing->status, 404);
 }
 
+// Each worker sends the file region the app chose: a range from its offset;
+// a 304 has no body and, on a kept-alive connection, leaves it in step.
+TEST_P(Conformance, StaticFileRangesAndRevalidation) {
+  const std::string path = "/static/index.html";
+  auto whole = get(port(), path);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200);
+  ASSERT_GT(whole->body.size(), 20u);
+  const std::string tag = whole->header("etag"), size = std::to_string(whole->body.size());
+  ASSERT_FALSE(tag.empty());
+  EXPECT_EQ(whole->header("accept-ranges"), "bytes");
+
+  auto part = get(port(), path, "Range: bytes=5-14\r\n");
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->header("content-range"), "bytes 5-14/" + size);
+  EXPECT_EQ(part->body, whole->body.substr(5, 10));
+  auto tail = get(port(), path, "Range: bytes=-7\r\n");
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(tail->status, 206);
+  EXPECT_EQ(tail->body, whole->body.substr(whole->body.size() - 7));
+  auto beyond = get(port(), path, "Range: bytes=" + size + "-\r\n");
+  ASSERT_TRUE(beyond);
+  EXPECT_EQ(beyond->status, 416);
+  EXPECT_EQ(beyond->header("content-range"), "bytes */" + size);
+
+  Client client(port());
+  client.send("GET " + path + " HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + tag +
+              "\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto unchanged = client.receive();
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ(unchanged->status, 304);
+  EXPECT_EQ(unchanged->header("etag"), tag);
+  EXPECT_EQ(unchanged->header("content-length"), "");
+  if (!keeps_alive()) return;
+  auto after = client.receive();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->body, "Hello, World!");
+}
+
 struct Rejection {
   const char* name;
   std::string request;

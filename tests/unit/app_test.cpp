@@ -1,12 +1,19 @@
 // The coroutine machinery without any IO: Task chains, run_request's 500 on
 // exceptions, and a Context that suspends like an event loop would.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <coroutine>
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <stdexcept>
 
 #include "app/runner.hpp"
+#include "app/static_files.hpp"
+#include "http/date.hpp"
 
 namespace qilin::app {
 namespace {
@@ -144,6 +151,104 @@ TEST(Apps, HelloAndDemoRoutes) {
   EXPECT_EQ(call(demo, "/nope").status, 404);
   EXPECT_THROW(load_app("nope", {}), AppLoadError);
   EXPECT_THROW(load_app("/no/such/lib.so", {}), AppLoadError);
+}
+
+// A directory with one file of known bytes and time, removed at the end.
+class StaticFilesTest : public ::testing::Test {
+ protected:
+  static constexpr std::time_t kModified = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
+
+  void SetUp() override {
+    char pattern[] = "/tmp/qilin-static-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    std::ofstream(root_ + "/page.html") << "0123456789";
+    const timespec times[2] = {{kModified, 0}, {kModified, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (root_ + "/page.html").c_str(), times, 0), 0);
+    ::mkdir((root_ + "/dir").c_str(), 0700);
+  }
+  void TearDown() override {
+    ::unlink((root_ + "/page.html").c_str());
+    ::rmdir((root_ + "/dir").c_str());
+    ::rmdir(root_.c_str());
+  }
+
+  http::Response serve(std::string_view relative, std::vector<http::Header> headers = {},
+                       std::string method = "GET") {
+    http::Request request;
+    request.method = std::move(method);
+    request.headers = std::move(headers);
+    return StaticFiles(root_).serve(request, relative);
+  }
+  static std::string header(const http::Response& response, std::string_view name) {
+    for (const auto& field : response.headers)
+      if (http::iequals(field.name, name)) return field.value;
+    return "(none)";
+  }
+
+  std::string root_;
+};
+
+TEST_F(StaticFilesTest, WholeFileWithValidators) {
+  auto response = serve("page.html");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_TRUE(response.file);
+  EXPECT_EQ(response.file_offset, 0);
+  EXPECT_EQ(response.file_length, 10u);
+  EXPECT_EQ(header(response, "Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(header(response, "Last-Modified"), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(header(response, "ETag"), "\"2ebc98a1-a\"");
+  EXPECT_EQ(header(response, "Accept-Ranges"), "bytes");
+  EXPECT_EQ(serve("page.html", {}, "HEAD").file_length, 10u);
+}
+
+TEST_F(StaticFilesTest, NotModifiedForTheClientsCopy) {
+  auto by_tag = serve("page.html", {{"If-None-Match", "\"2ebc98a1-a\""}});
+  EXPECT_EQ(by_tag.status, 304);
+  EXPECT_FALSE(by_tag.file);
+  EXPECT_EQ(header(by_tag, "ETag"), "\"2ebc98a1-a\"");
+  EXPECT_EQ(header(by_tag, "Content-Type"), "(none)");
+  EXPECT_EQ(serve("page.html", {{"If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"}}).status,
+            304);
+  EXPECT_EQ(serve("page.html", {{"If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}}).status,
+            200);
+  EXPECT_EQ(serve("page.html", {{"If-None-Match", "\"other\""}}).status, 200);
+}
+
+TEST_F(StaticFilesTest, OneByteRange) {
+  auto part = serve("page.html", {{"Range", "bytes=2-4"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.file_offset, 2);
+  EXPECT_EQ(part.file_length, 3u);
+  EXPECT_EQ(header(part, "Content-Range"), "bytes 2-4/10");
+  auto tail = serve("page.html", {{"Range", "bytes=-3"}});
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.file_offset, 7);
+  auto beyond = serve("page.html", {{"Range", "bytes=10-"}});
+  EXPECT_EQ(beyond.status, 416);
+  EXPECT_EQ(header(beyond, "Content-Range"), "bytes */10");
+  EXPECT_FALSE(beyond.file);
+  // Ignored: several ranges, HEAD, or an If-Range naming another version.
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1,4-5"}}).status, 200);
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}}, "HEAD").status, 200);
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}, {"If-Range", "\"old\""}}).status, 200);
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}, {"If-Range", "\"2ebc98a1-a\""}}).status,
+            206);
+}
+
+TEST_F(StaticFilesTest, PathsAndMethods) {
+  EXPECT_EQ(serve("/page.html").status, 200);  // "/static//page.html": slashes merge
+  EXPECT_EQ(serve("dir//..//page.html").status, 200);
+  EXPECT_EQ(serve("p%61ge.html").status, 200);
+  EXPECT_EQ(serve("../page.html").status, 403);  // the kernel refuses the escape
+  EXPECT_EQ(serve("dir").status, 404);
+  EXPECT_EQ(serve("missing").status, 404);
+  EXPECT_EQ(serve("").status, 404);
+  EXPECT_EQ(serve("bad%2").status, 400);
+  EXPECT_EQ(serve("nul%00").status, 400);
+  auto post = serve("page.html", {}, "POST");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(header(post, "Allow"), "GET, HEAD");
 }
 
 }  // namespace

@@ -1,0 +1,141 @@
+#include "app/static_files.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/openat2.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <optional>
+#include <utility>
+
+#include "http/date.hpp"
+#include "http/representation.hpp"
+
+namespace qilin::app {
+
+namespace {
+
+std::string_view content_type_for(std::string_view path) {
+  static constexpr std::pair<std::string_view, std::string_view> types[] = {
+      {".html", "text/html; charset=utf-8"},
+      {".css", "text/css"},
+      {".js", "text/javascript"},
+      {".json", "application/json"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".svg", "image/svg+xml"},
+      {".ico", "image/x-icon"},
+      {".wasm", "application/wasm"}};
+  for (auto [suffix, type] : types)
+    if (path.ends_with(suffix)) return type;
+  return "application/octet-stream";
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes a path and merges runs of '/' into one, leading ones
+// dropped (nginx's merge_slashes): "/a//b" names "a/b". nullopt for a bad
+// escape or a decoded NUL.
+std::optional<std::string> decode_path(std::string_view encoded) {
+  std::string out;
+  out.reserve(encoded.size());
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    char c = encoded[i];
+    if (c == '%') {
+      if (i + 2 >= encoded.size()) return std::nullopt;
+      int high = hex_value(encoded[i + 1]), low = hex_value(encoded[i + 2]);
+      if (high < 0 || low < 0 || (high == 0 && low == 0)) return std::nullopt;
+      c = static_cast<char>(high * 16 + low);
+      i += 2;
+    }
+    if (c == '/' && (out.empty() || out.back() == '/')) continue;
+    out += c;
+  }
+  return out;
+}
+
+http::Conditions conditions_of(const http::Request& request) {
+  return {.if_none_match = request.header("If-None-Match"),
+          .if_modified_since = request.header("If-Modified-Since")};
+}
+
+}  // namespace
+
+StaticFiles::StaticFiles(const std::string& root) {
+  if (root.empty()) return;
+  root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_) spdlog::warn("static_dir '{}' cannot be opened: /static/ will answer 404", root);
+}
+
+http::Response StaticFiles::serve(const http::Request& request, std::string_view relative) const {
+  const bool get = request.method == "GET";
+  if (!get && request.method != "HEAD") {
+    http::Response refused(405, "Method Not Allowed\n");
+    refused.set("Allow", "GET, HEAD");
+    return refused;
+  }
+  auto path = decode_path(relative);
+  if (!path) return http::Response(400, "bad percent-encoding in path\n");
+  if (!root_ || path->empty()) return http::Response(404, "Not Found\n");
+  // RESOLVE_BENEATH makes the kernel refuse any escape from the root, by
+  // ".." or a symlink, atomically with the open: no check-then-open race and
+  // no hand-written path normalisation to get wrong.
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, root_.get(), path->c_str(), &how, sizeof how));
+  if (fd < 0) {
+    if (errno == EXDEV) return http::Response(403, "Forbidden\n");
+    return http::Response(404, "Not Found\n");
+  }
+  sys::Fd file(fd);
+  struct stat info {};
+  if (::fstat(file.get(), &info) != 0 || !S_ISREG(info.st_mode))
+    return http::Response(404, "Not Found\n");
+
+  const auto size = static_cast<uint64_t>(info.st_size);
+  const std::time_t modified = info.st_mtim.tv_sec;
+  const std::string tag = http::file_entity_tag(modified, size);
+  http::Response response;
+  response.set("ETag", tag);
+  response.set("Last-Modified", http::format_http_date(modified));
+  if (http::not_modified(conditions_of(request), tag, modified)) {
+    response.status = 304;  // the validators only: the client has the rest
+    return response;
+  }
+  response.set("Content-Type", content_type_for(*path));
+  response.set("Accept-Ranges", "bytes");
+  // Range is defined for GET only (RFC 9110 §14.2); HEAD describes the whole file.
+  auto range = request.header("Range");
+  auto if_range = request.header("If-Range");
+  if (get && range && (!if_range || http::if_range_holds(*if_range, tag, modified))) {
+    const http::ByteRange part = http::evaluate_range(*range, size);
+    if (part.verdict == http::ByteRange::Verdict::kUnsatisfiable) {
+      http::Response refused(416, "Range Not Satisfiable\n");
+      refused.set("Content-Range", fmt::format("bytes */{}", size));
+      return refused;
+    }
+    if (part.verdict == http::ByteRange::Verdict::kPartial) {
+      response.status = 206;
+      response.set("Content-Range", fmt::format("bytes {}-{}/{}", part.first, part.last, size));
+      response.file = std::move(file);
+      response.file_offset = static_cast<off_t>(part.first);
+      response.file_length = static_cast<size_t>(part.length());
+      return response;
+    }
+  }
+  // For HEAD too: the session sends the length and skips the bytes.
+  response.file = std::move(file);
+  response.file_length = static_cast<size_t>(size);
+  return response;
+}
+
+}  // namespace qilin::app

@@ -1,0 +1,116 @@
+#include "http/representation.hpp"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "http/date.hpp"
+
+namespace qilin::http {
+namespace {
+
+constexpr std::string_view kWhitespace = " \t";
+
+std::string_view trim(std::string_view text) noexcept {
+  const size_t begin = text.find_first_not_of(kWhitespace);
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(kWhitespace) - begin + 1);
+}
+
+// Decimal digits, saturating at the largest uint64_t; nullopt when empty or
+// not all digits.
+std::optional<uint64_t> whole_number(std::string_view digits) noexcept {
+  if (digits.empty()) return std::nullopt;
+  uint64_t value = 0;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    value = value > (kMax - digit) / 10 ? kMax : value * 10 + digit;
+  }
+  return value;
+}
+
+// Splits a list of entity tags; calls visit(weak, tag-with-quotes) for each,
+// stopping at the first true it returns. A malformed list matches nothing.
+template <typename Visit>
+bool any_entity_tag(std::string_view list, Visit visit) {
+  size_t at = 0;
+  while (at < list.size()) {
+    if (list[at] == ',' || list[at] == ' ' || list[at] == '\t') {
+      ++at;
+      continue;
+    }
+    const bool weak = list.substr(at, 2) == "W/";
+    if (weak) at += 2;
+    if (at >= list.size() || list[at] != '"') return false;
+    const size_t close = list.find('"', at + 1);
+    if (close == std::string_view::npos) return false;
+    if (visit(weak, list.substr(at, close - at + 1))) return true;
+    at = close + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string file_entity_tag(std::time_t modified, uint64_t size) {
+  return fmt::format("\"{:x}-{:x}\"", static_cast<uint64_t>(modified), size);
+}
+
+bool none_match(std::string_view if_none_match, std::string_view tag) noexcept {
+  if (trim(if_none_match) == "*") return true;
+  return any_entity_tag(if_none_match,
+                        [tag](bool, std::string_view listed) { return listed == tag; });
+}
+
+bool not_modified(const Conditions& request, std::string_view tag, std::time_t modified) noexcept {
+  if (request.if_none_match) return none_match(*request.if_none_match, tag);
+  if (!request.if_modified_since) return false;
+  auto since = parse_http_date(trim(*request.if_modified_since));
+  return since && modified <= *since;
+}
+
+bool if_range_holds(std::string_view if_range, std::string_view tag,
+                    std::time_t modified) noexcept {
+  if_range = trim(if_range);
+  if (if_range.starts_with('"')) return if_range == tag;  // strong comparison
+  if (if_range.starts_with("W/")) return false;           // a weak tag never matches
+  auto date = parse_http_date(if_range);
+  return date && *date == modified;
+}
+
+ByteRange evaluate_range(std::string_view range, uint64_t size) noexcept {
+  range = trim(range);
+  constexpr std::string_view kUnit = "bytes=";
+  if (range.size() < kUnit.size()) return {};
+  for (size_t i = 0; i < kUnit.size(); ++i) {  // the range unit is case-insensitive
+    const char c = range[i] >= 'A' && range[i] <= 'Z' ? static_cast<char>(range[i] + 32) : range[i];
+    if (c != kUnit[i]) return {};
+  }
+  const std::string_view spec = trim(range.substr(kUnit.size()));
+  if (spec.find(',') != std::string_view::npos) return {};  // several ranges: whole
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return {};
+  const auto first = whole_number(spec.substr(0, dash));
+  const std::string_view last_text = spec.substr(dash + 1);
+  ByteRange answer;
+  if (!first) {  // suffix-range "-N": the last N bytes
+    auto suffix = dash == 0 ? whole_number(last_text) : std::nullopt;
+    if (!suffix) return {};
+    if (*suffix == 0 || size == 0) return {.verdict = ByteRange::Verdict::kUnsatisfiable};
+    answer.first = size - std::min(*suffix, size);
+    answer.last = size - 1;
+  } else {
+    std::optional<uint64_t> last = std::numeric_limits<uint64_t>::max();
+    if (!last_text.empty()) last = whole_number(last_text);
+    if (!last || *last < *first) return {};  // invalid: ignored
+    if (*first >= size) return {.verdict = ByteRange::Verdict::kUnsatisfiable};
+    answer.first = *first;
+    answer.last = std::min(*last, size - 1);
+  }
+  answer.verdict = ByteRange::Verdict::kPartial;
+  return answer;
+}
+
+}  // namespace qilin::http
