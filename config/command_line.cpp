@@ -53,6 +53,8 @@ const std::array flag_table{
     Flag{"--limit-request-body", "limit_request_body", "INT", "largest request body in bytes"},
     Flag{"--static-dir", "static_dir", "DIR", "directory the demo app serves under /static/"},
     Flag{"--access-logfile", "accesslog", "FILE", "access log ('-': stdout; empty: off)"},
+    Flag{"--access-logformat", "access_log_format", "FORMAT",
+         "access log line, gunicorn's atoms: %(h)s %(r)s %(s)s %(D)s %({header}i)s ..."},
     Flag{"--error-logfile", "errorlog", "FILE", "error log ('-': stderr)"},
     Flag{"--log-level", "loglevel", "LEVEL", "debug, info, warning, error or critical"},
     Flag{"-p,--pid", "pidfile", "FILE", "write the master's pid to FILE"},

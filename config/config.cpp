@@ -64,6 +64,7 @@ const std::array key_table{
     Key{.name = "app", .field = &Config::app},
     Key{.name = "static_dir", .field = &Config::static_dir},
     Key{.name = "accesslog", .field = &Config::accesslog},
+    Key{.name = "access_log_format", .field = &Config::access_log_format},
     Key{.name = "errorlog", .field = &Config::errorlog},
     Key{.name = "loglevel", .field = &Config::loglevel},
     Key{.name = "pidfile", .field = &Config::pidfile},
@@ -441,6 +442,11 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
            fmt::format("cannot use '{}': expected an IPv4 or IPv6 address, or '*'", address));
   }
   validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
+  try {
+    parse_access_log_format(config.access_log_format);
+  } catch (const std::invalid_argument& error) {
+    fail(origin_of("access_log_format"), "access_log_format", error.what());
+  }
   for (const std::string& address : config.bind) {
     if (!parse_bind(address)) {
       fail(origin_of("bind"), "bind",

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/access_log_format.hpp"
+
 namespace qilin::config {
 
 struct Config {
@@ -33,9 +35,10 @@ struct Config {
   std::string app = "hello";          // built-in name or path to a shared library
   std::string static_dir = "static";  // the demo app's /static/ root
   std::string accesslog;              // empty: off; "-": stdout
-  std::string errorlog = "-";         // "-": stderr
-  std::string loglevel = "info";      // debug, info, warning, error, critical
-  std::string pidfile;                // empty: none
+  std::string access_log_format{kDefaultAccessLogFormat};  // see access_log_format.hpp
+  std::string errorlog = "-";                              // "-": stderr
+  std::string loglevel = "info";                           // debug, info, warning, error, critical
+  std::string pidfile;                                     // empty: none
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
   // PROXY protocol (v1/v2): peers in proxy_allow_ips ("*": all; unix-socket
   // peers always) must begin each connection with a header naming the client.

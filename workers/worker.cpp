@@ -1,7 +1,6 @@
 #include "workers/worker.hpp"
 
 #include <fcntl.h>
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -83,19 +82,6 @@ void install(int signal, void (*handler)(int)) {
   if (::sigaction(signal, &action, nullptr) != 0) throw sys::SysError("sigaction", errno);
 }
 
-// %(t)s of gunicorn's access log: [25/Nov/2026:07:26:54 +0000], reformatted once a second.
-std::string_view access_log_time(std::time_t now) {
-  thread_local std::time_t formatted_second = -1;
-  thread_local std::string text;
-  if (now != formatted_second) {
-    std::tm utc{};
-    ::gmtime_r(&now, &utc);
-    text = fmt::format("[{:%d/%b/%Y:%H:%M:%S} +0000]", utc);
-    formatted_second = now;
-  }
-  return text;
-}
-
 // Reads a small /proc file from its start into `buffer`; empty on failure.
 std::string_view read_proc(int fd, char* buffer, size_t capacity) noexcept {
   if (fd < 0) return {};
@@ -133,7 +119,10 @@ Worker::Worker(const WorkerSetup& setup)
     : config_(setup.config),
       listeners_(setup.listeners),
       slot_(setup.slot),
-      master_pid_(::getppid()) {
+      master_pid_(::getppid()),
+      pid_(::getpid()),
+      access_format_(
+          resolve_environment(config::parse_access_log_format(config_.access_log_format))) {
   limits_.request_line = static_cast<size_t>(config_.limit_request_line);
   limits_.header_fields = static_cast<size_t>(config_.limit_request_fields);
   limits_.header_field_size = static_cast<size_t>(config_.limit_request_field_size);
@@ -328,29 +317,19 @@ void Worker::connection_accepted() noexcept {
 }
 
 // Every response the worker sends, the app's and the session's own: the
-// counters, then gunicorn's default access_log_format,
-//   %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
+// counters, then a line in access_log_format (gunicorn's default:
+//   %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s").
 // A request the session rejected has no parsed line or headers: "-" for each.
-void Worker::account(int status, uint64_t body_bytes, bool streamed, std::string_view client,
-                     const http::Request* request) {
+void Worker::account(AccessRecord answered) {
   master::bump(slot_.requests);
-  master::bump(slot_.body_bytes_out, body_bytes);
-  slot_.status_codes.record(status);
+  master::bump(slot_.body_bytes_out, answered.body_bytes);
+  slot_.status_codes.record(answered.status);
   auto* access = sys::access_log();
   if (access == nullptr) return;
-  fmt::memory_buffer line;  // inline storage: no allocation for a usual request line
-  if (request != nullptr)
-    fmt::format_to(std::back_inserter(line), "{} {} HTTP/1.{}", request->method, request->target,
-                   request->version_minor);
-  else
-    line.push_back('-');
-  auto header_or_dash = [&](std::string_view name) {
-    return request != nullptr ? request->header(name).value_or("-") : std::string_view("-");
-  };
-  access->info("{} - - {} \"{}\" {} {} \"{}\" \"{}\"", client, access_log_time(std::time(nullptr)),
-               std::string_view(line.data(), line.size()), status,
-               streamed ? std::string("-") : std::to_string(body_bytes), header_or_dash("Referer"),
-               header_or_dash("User-Agent"));
+  answered.now = std::time(nullptr);  // read only when there is a log to write
+  fmt::memory_buffer line;            // inline storage: no allocation for a usual line
+  format_access_line(line, access_format_, answered);
+  access->info("{}", std::string_view(line.data(), line.size()));
 }
 
 void Worker::feed(http::Session& session, std::string_view bytes) {
@@ -365,17 +344,25 @@ void Worker::feed_eof(http::Session& session) {
 
 void Worker::count_rejection(http::Session& session) {
   if (auto rejection = session.take_rejection())
-    account(rejection->status, rejection->body_bytes, false, rejection->client, nullptr);
+    account({.status = rejection->status,
+             .body_bytes = rejection->body_bytes,
+             .client = rejection->client,
+             .pid = pid_});
 }
 
 bool Worker::request_done(const http::Request& request, const http::Response& response,
                           std::string_view peer, int64_t started_ns) {
-  if (started_ns > 0)
-    slot_.latency.record(
-        static_cast<uint64_t>(std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000));
-  account(response.status, response.body.size() + response.file_length,
-          static_cast<bool>(response.stream),
-          request.client.empty() ? peer : std::string_view(request.client), &request);
+  const int64_t duration_us =
+      started_ns > 0 ? std::max<int64_t>(0, master::monotonic_ns() - started_ns) / 1000 : 0;
+  if (started_ns > 0) slot_.latency.record(static_cast<uint64_t>(duration_us));
+  account({.status = response.status,
+           .body_bytes = response.body.size() + response.file_length,
+           .streamed = static_cast<bool>(response.stream),
+           .client = request.client.empty() ? peer : std::string_view(request.client),
+           .request = &request,
+           .response = &response,
+           .duration_us = duration_us,
+           .pid = pid_});
   if (max_requests_ != 0 && requests_.fetch_add(1) + 1 >= max_requests_ &&
       !max_reached_.exchange(true)) {
     max_reached_ms_ = master::monotonic_ms();

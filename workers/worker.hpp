@@ -27,6 +27,7 @@
 #include "master/scoreboard.hpp"
 #include "sys/fd.hpp"
 #include "sys/socket.hpp"
+#include "workers/access_log.hpp"
 
 namespace qilin::workers {
 
@@ -175,8 +176,7 @@ class Worker {
   void boot();
   // The one bookkeeping of a response sent: counters and the access-log line
   // (request_done for the app's, count_rejection for the session's own).
-  void account(int status, uint64_t body_bytes, bool streamed, std::string_view client,
-               const http::Request* request);
+  void account(AccessRecord answered);
   void count_rejection(http::Session& session);
   // Once a second from notify(): CPU, context switches, threads, RSS.
   void sample_process() noexcept;
@@ -184,6 +184,8 @@ class Worker {
   sys::Fd proc_stat_;  // /proc/self/stat and statm, opened at boot, re-read with pread
   sys::Fd proc_statm_;
   pid_t master_pid_;  // constructed in the child: getppid() is the master
+  pid_t pid_;         // read once: getpid() is a syscall
+  std::vector<config::LogPiece> access_format_;
   int64_t last_second_ms_ = 0;
   // Atomics: the threaded worker answers requests on several threads.
   std::atomic<uint64_t> requests_{0};

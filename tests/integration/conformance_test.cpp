@@ -390,6 +390,25 @@ TEST_P(Conformance, RejectedRequestIsInTheAccessLog) {
       << read_file(access);
 }
 
+// access_log_format picks the atoms; the line is the worker's, whatever its class.
+TEST_P(Conformance, AccessLogFormatIsConfigurable) {
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  Server server({"-k", GetParam(), "--access-logfile", access, "--access-logformat",
+                 "%(m)s %(U)s %(q)s %(s)s %(B)s %({X-Trace}i)s %({Content-Type}o)s %(u)s end",
+                 "demo"});
+  auto response = get(server.port(), "/json?x=1", "X-Trace: t-42\r\nAuthorization: Basic dTpw\r\n");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return read_file(access).find("GET /json x=1 200 27 t-42 application/json u end\n") !=
+               std::string::npos;
+      },
+      3s))
+      << read_file(access);
+}
+
 TEST_P(Conformance, ProxyProtocolNamesTheClient) {
   // proxy_allow_ips trusts 127.0.0.1 by default: every connection must begin
   // with a PROXY header, and the client it names is the access log's %(h)s.

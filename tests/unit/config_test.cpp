@@ -457,6 +457,7 @@ TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
                         "app:",
                         "static_dir:",
                         "accesslog:",
+                        "access_log_format:",
                         "errorlog:",
                         "loglevel:",
                         "pidfile:",
@@ -494,6 +495,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   original.forwarded_allow_ips = {};
   original.statsd_host = "[::1]:8125";
   original.statsd_prefix = "a.b";
+  original.access_log_format = R"(%(h)s "%(r)s" #%(s)s: %%)";
 
   Config copy;
   apply_yaml(copy, to_yaml(original), "roundtrip.yaml");
@@ -513,7 +515,8 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(to_yaml(copy), to_yaml(original));
   EXPECT_EQ(copy.statsd_host, original.statsd_host);
   EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
-  EXPECT_EQ(copy.origin.size(), 28u);
+  EXPECT_EQ(copy.access_log_format, original.access_log_format);
+  EXPECT_EQ(copy.origin.size(), 29u);
 }
 
 // --check-config prints to_yaml(); a control character in a value must come
@@ -585,6 +588,8 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                     "s",
                     "--access-logfile",
                     "a",
+                    "--access-logformat",
+                    "%(h)s %(D)s",
                     "--error-logfile",
                     "e",
                     "--log-level",
@@ -605,10 +610,10 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "worker_connections=4", "backlog=5", "timeout=6", "graceful_timeout=7",
                   "keepalive=8", "max_requests=9", "max_requests_jitter=10",
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
-                  "limit_request_body=14", "static_dir=s", "accesslog=a", "errorlog=e",
-                  "loglevel=debug", "pidfile=p", "forwarded_allow_ips=1.1.1.1",
-                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "statsd_host=127.0.0.1:8125",
-                  "statsd_prefix=web", "app=demo"));
+                  "limit_request_body=14", "static_dir=s", "accesslog=a",
+                  "access_log_format=%(h)s %(D)s", "errorlog=e", "loglevel=debug", "pidfile=p",
+                  "forwarded_allow_ips=1.1.1.1", "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
+                  "statsd_host=127.0.0.1:8125", "statsd_prefix=web", "app=demo"));
 }
 
 TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {
@@ -888,6 +893,58 @@ TEST(Switches, StatsdFlags) {
   ASSERT_TRUE(bad);
   EXPECT_THAT(error_of([&] { build(*bad, classes); }),
               StartsWith("key 'statsd_host' (from --statsd-host): cannot use 'nowhere'"));
+}
+
+TEST(AccessLogFormat, DefaultIsGunicorns) {
+  EXPECT_EQ(Config().access_log_format,
+            R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")");
+}
+
+TEST(AccessLogFormat, SplitsTextAndAtoms) {
+  auto pieces = parse_access_log_format("[%(h)s] 100%% %({X-Trace}i)s%({Server}o)s %({HOME}e)s");
+  ASSERT_EQ(pieces.size(), 7u);
+  EXPECT_EQ(pieces[0].atom, LogAtom::kText);
+  EXPECT_EQ(pieces[0].text, "[");
+  EXPECT_EQ(pieces[1].atom, LogAtom::kRemoteAddress);
+  EXPECT_EQ(pieces[2].text, "] 100% ");  // %% joins the text around it
+  EXPECT_EQ(pieces[3].atom, LogAtom::kRequestHeader);
+  EXPECT_EQ(pieces[3].text, "X-Trace");
+  EXPECT_EQ(pieces[4].atom, LogAtom::kResponseHeader);
+  EXPECT_EQ(pieces[4].text, "Server");
+  EXPECT_EQ(pieces[5].text, " ");
+  EXPECT_EQ(pieces[6].atom, LogAtom::kEnvironment);
+  EXPECT_EQ(pieces[6].text, "HOME");
+  EXPECT_TRUE(parse_access_log_format("").empty());
+  EXPECT_EQ(parse_access_log_format("%(h)s%(l)s%(u)s%(t)s%(r)s%(m)s%(U)s%(q)s%(H)s%(s)s%(b)s%(B)s"
+                                    "%(f)s%(a)s%(T)s%(M)s%(D)s%(L)s%(p)s")
+                .size(),
+            19u);
+}
+
+TEST(AccessLogFormat, RefusesNamingTheCharacter) {
+  auto error_of = [](std::string_view format) {
+    try {
+      parse_access_log_format(format);
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_THAT(error_of("%(h)s %(x)s"), StartsWith("character 7: unknown atom %(x)s"));
+  EXPECT_THAT(error_of("%(h)d"), StartsWith("character 4: an atom ends with )s"));
+  EXPECT_THAT(error_of("50% off"), StartsWith("character 3: '%' starts an atom"));
+  EXPECT_THAT(error_of("%(h"), StartsWith("character 1: %( is never closed"));
+  EXPECT_THAT(error_of("%({}i)s"), StartsWith("character 1: an empty {} names no field"));
+  EXPECT_THAT(error_of("%({X}z)s"), StartsWith("character 1: unknown atom %({X}z)s"));
+  EXPECT_THAT(error_of("trailing %"), StartsWith("character 10: '%' starts an atom"));
+}
+
+TEST(Validate, AccessLogFormatNamesKeyAndPosition) {
+  const std::string_view classes[] = {"sync"};
+  Config config = from_yaml("workers: 2\naccess_log_format: \"%(h)s %(nope)s\"\n");
+  EXPECT_THAT(error_of([&] { validate(config, classes); }),
+              StartsWith("test.yaml:2:1: key 'access_log_format': character 7: unknown atom "
+                         "%(nope)s"));
 }
 
 }  // namespace

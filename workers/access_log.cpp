@@ -1,0 +1,181 @@
+#include "workers/access_log.hpp"
+
+#include <fmt/chrono.h>
+
+#include <cstdlib>
+#include <iterator>
+#include <optional>
+#include <string>
+
+namespace qilin::workers {
+
+namespace {
+
+using config::LogAtom;
+
+// %(t)s: [25/Nov/2026:07:26:54 +0000], reformatted once a second per thread.
+std::string_view access_log_time(std::time_t now) {
+  thread_local std::time_t formatted_second = -1;
+  thread_local std::string text;
+  if (now != formatted_second) {
+    std::tm utc{};
+    ::gmtime_r(&now, &utc);
+    text = fmt::format("[{:%d/%b/%Y:%H:%M:%S} +0000]", utc);
+    formatted_second = now;
+  }
+  return text;
+}
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// %(u)s: the user-id of "Authorization: Basic base64(user:password)" (RFC
+// 7617), as gunicorn logs it; nullopt for anything else.
+std::optional<std::string> basic_auth_user(const http::Request& request) {
+  auto credentials = request.header("Authorization");
+  if (!credentials || credentials->size() < 6 ||
+      !http::iequals(credentials->substr(0, 6), "Basic "))
+    return std::nullopt;
+  std::string decoded;
+  uint32_t bits = 0;
+  int pending = 0;
+  for (char c : credentials->substr(6)) {
+    if (c == '=') break;
+    const int value = base64_value(c);
+    if (value < 0) return std::nullopt;
+    bits = bits << 6 | static_cast<uint32_t>(value);
+    if ((pending += 6) >= 8) {
+      pending -= 8;
+      decoded += static_cast<char>(bits >> pending & 0xFF);
+    }
+  }
+  const size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  decoded.resize(colon);
+  return decoded;
+}
+
+std::string_view field_or_dash(const std::vector<http::Header>& fields, std::string_view name) {
+  for (const auto& field : fields)
+    if (http::iequals(field.name, name)) return field.value;
+  return "-";
+}
+
+}  // namespace
+
+std::vector<config::LogPiece> resolve_environment(std::vector<config::LogPiece> format) {
+  for (auto& piece : format) {
+    if (piece.atom != LogAtom::kEnvironment) continue;
+    const char* value = std::getenv(piece.text.c_str());
+    piece = {LogAtom::kText, value != nullptr ? value : "-"};
+  }
+  return format;
+}
+
+void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiece> format,
+                        const AccessRecord& record) {
+  auto put = [&out](std::string_view text) { out.append(text); };
+  auto number = [&out](auto value) { fmt::format_to(std::back_inserter(out), "{}", value); };
+  const http::Request* request = record.request;
+  for (const config::LogPiece& piece : format) {
+    switch (piece.atom) {
+      case LogAtom::kText:
+        put(piece.text);
+        break;
+      case LogAtom::kRemoteAddress:
+        put(record.client.empty() ? "-" : record.client);
+        break;
+      case LogAtom::kDash:
+        put("-");
+        break;
+      case LogAtom::kUser: {
+        auto user = request != nullptr ? basic_auth_user(*request) : std::nullopt;
+        put(user ? std::string_view(*user) : "-");
+        break;
+      }
+      case LogAtom::kTime:
+        put(access_log_time(record.now));
+        break;
+      case LogAtom::kRequestLine:
+        if (request == nullptr) {
+          put("-");
+        } else {
+          fmt::format_to(std::back_inserter(out), "{} {} HTTP/1.{}", request->method,
+                         request->target, request->version_minor);
+        }
+        break;
+      case LogAtom::kMethod:
+        put(request != nullptr ? std::string_view(request->method) : "-");
+        break;
+      case LogAtom::kPath:
+        put(request != nullptr ? request->path() : "-");
+        break;
+      case LogAtom::kQuery:
+        put(request != nullptr ? request->query() : "");
+        break;
+      case LogAtom::kProtocol:
+        if (request == nullptr) {
+          put("-");
+        } else {
+          fmt::format_to(std::back_inserter(out), "HTTP/1.{}", request->version_minor);
+        }
+        break;
+      case LogAtom::kStatus:
+        number(record.status);
+        break;
+      case LogAtom::kBytesOrDash:
+        if (record.streamed || record.body_bytes == 0) {
+          put("-");
+        } else {
+          number(record.body_bytes);
+        }
+        break;
+      case LogAtom::kBytes:
+        if (record.streamed) {
+          put("-");
+        } else {
+          number(record.body_bytes);
+        }
+        break;
+      case LogAtom::kReferer:
+        put(request != nullptr ? field_or_dash(request->headers, "Referer") : "-");
+        break;
+      case LogAtom::kUserAgent:
+        put(request != nullptr ? field_or_dash(request->headers, "User-Agent") : "-");
+        break;
+      case LogAtom::kSeconds:
+        number(record.duration_us / 1'000'000);
+        break;
+      case LogAtom::kMilliseconds:
+        number(record.duration_us / 1'000);
+        break;
+      case LogAtom::kMicroseconds:
+        number(record.duration_us);
+        break;
+      case LogAtom::kDecimalSeconds:
+        fmt::format_to(std::back_inserter(out), "{}.{:06}", record.duration_us / 1'000'000,
+                       record.duration_us % 1'000'000);
+        break;
+      case LogAtom::kPid:
+        fmt::format_to(std::back_inserter(out), "<{}>", record.pid);
+        break;
+      case LogAtom::kRequestHeader:
+        put(request != nullptr ? field_or_dash(request->headers, piece.text) : "-");
+        break;
+      case LogAtom::kResponseHeader:
+        put(record.response != nullptr ? field_or_dash(record.response->headers, piece.text) : "-");
+        break;
+      case LogAtom::kEnvironment:  // resolved at boot; left "-" if not
+        put("-");
+        break;
+    }
+  }
+}
+
+}  // namespace qilin::workers
