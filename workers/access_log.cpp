@@ -61,6 +61,22 @@ std::optional<std::string> basic_auth_user(const http::Request& request) {
   return decoded;
 }
 
+// What a client sent (or the app echoed) goes into the line with control
+// bytes, quotes, backslashes and non-ASCII bytes as \xHH, as nginx writes
+// its access log: a decoded Basic user or an X-Forwarded-For cannot forge a
+// second line or close a quoted field early.
+void append_escaped(fmt::memory_buffer& out, std::string_view text) {
+  auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; };
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (plain(byte)) {
+      out.push_back(c);
+    } else {
+      fmt::format_to(std::back_inserter(out), "\\x{:02X}", byte);
+    }
+  }
+}
+
 std::string_view field_or_dash(const std::vector<http::Header>& fields, std::string_view name) {
   for (const auto& field : fields)
     if (http::iequals(field.name, name)) return field.value;
@@ -81,6 +97,7 @@ std::vector<config::LogPiece> resolve_environment(std::vector<config::LogPiece> 
 void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiece> format,
                         const AccessRecord& record) {
   auto put = [&out](std::string_view text) { out.append(text); };
+  auto put_sent = [&out](std::string_view text) { append_escaped(out, text); };
   auto number = [&out](auto value) { fmt::format_to(std::back_inserter(out), "{}", value); };
   const http::Request* request = record.request;
   for (const config::LogPiece& piece : format) {
@@ -89,14 +106,14 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         put(piece.text);
         break;
       case LogAtom::kRemoteAddress:
-        put(record.client.empty() ? "-" : record.client);
+        put_sent(record.client.empty() ? "-" : record.client);
         break;
       case LogAtom::kDash:
         put("-");
         break;
       case LogAtom::kUser: {
         auto user = request != nullptr ? basic_auth_user(*request) : std::nullopt;
-        put(user ? std::string_view(*user) : "-");
+        put_sent(user ? std::string_view(*user) : "-");
         break;
       }
       case LogAtom::kTime:
@@ -106,18 +123,20 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         if (request == nullptr) {
           put("-");
         } else {
-          fmt::format_to(std::back_inserter(out), "{} {} HTTP/1.{}", request->method,
-                         request->target, request->version_minor);
+          put_sent(request->method);
+          put(" ");
+          put_sent(request->target);
+          fmt::format_to(std::back_inserter(out), " HTTP/1.{}", request->version_minor);
         }
         break;
       case LogAtom::kMethod:
-        put(request != nullptr ? std::string_view(request->method) : "-");
+        put_sent(request != nullptr ? std::string_view(request->method) : "-");
         break;
       case LogAtom::kPath:
-        put(request != nullptr ? request->path() : "-");
+        put_sent(request != nullptr ? request->path() : "-");
         break;
       case LogAtom::kQuery:
-        put(request != nullptr ? request->query() : "");
+        put_sent(request != nullptr ? request->query() : "");
         break;
       case LogAtom::kProtocol:
         if (request == nullptr) {
@@ -144,10 +163,10 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         }
         break;
       case LogAtom::kReferer:
-        put(request != nullptr ? field_or_dash(request->headers, "Referer") : "-");
+        put_sent(request != nullptr ? field_or_dash(request->headers, "Referer") : "-");
         break;
       case LogAtom::kUserAgent:
-        put(request != nullptr ? field_or_dash(request->headers, "User-Agent") : "-");
+        put_sent(request != nullptr ? field_or_dash(request->headers, "User-Agent") : "-");
         break;
       case LogAtom::kSeconds:
         number(record.duration_us / 1'000'000);
@@ -166,10 +185,11 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         fmt::format_to(std::back_inserter(out), "<{}>", record.pid);
         break;
       case LogAtom::kRequestHeader:
-        put(request != nullptr ? field_or_dash(request->headers, piece.text) : "-");
+        put_sent(request != nullptr ? field_or_dash(request->headers, piece.text) : "-");
         break;
       case LogAtom::kResponseHeader:
-        put(record.response != nullptr ? field_or_dash(record.response->headers, piece.text) : "-");
+        put_sent(record.response != nullptr ? field_or_dash(record.response->headers, piece.text)
+                                            : "-");
         break;
       case LogAtom::kEnvironment:  // resolved at boot; left "-" if not
         put("-");

@@ -77,6 +77,18 @@ TEST_F(AccessLine, UserOnlyFromWellFormedBasicCredentials) {
   EXPECT_EQ(line("%(u)s", record), "u");
 }
 
+// "u\nforged line" as a Basic user, a quote in a header, a byte above 0x7F:
+// nothing a client sends can start a line or close a quoted field.
+TEST_F(AccessLine, WhatTheClientSentIsEscaped) {
+  request.headers = {{"Authorization", "Basic dQpmb3JnZWQ6cA=="},  // "u\nforged:p"
+                     {"User-Agent", "say \"hi\" \\ \xC3\xA9"}};
+  record.client = "1.2.3.4\r";
+  EXPECT_EQ(line("%(h)s %(u)s \"%(a)s\"", record),
+            R"(1.2.3.4\x0D u\x0Aforged "say \x22hi\x22 \x5C \xC3\xA9")");
+  request.target = "/a\"b";
+  EXPECT_EQ(line("%(r)s|%(U)s", record), R"(GET /a\x22b HTTP/1.1|/a\x22b)");
+}
+
 TEST_F(AccessLine, ARejectionHasNoRequest) {
   AccessRecord rejected{.status = 400, .body_bytes = 12, .client = "192.0.2.1", .now = 784111777};
   EXPECT_EQ(line(config::kDefaultAccessLogFormat, rejected),
