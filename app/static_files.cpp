@@ -63,7 +63,9 @@ std::optional<std::string> decode_path(std::string_view encoded) {
 }
 
 http::Conditions conditions_of(const http::Request& request) {
-  return {.if_none_match = request.header("If-None-Match"),
+  return {.if_match = request.header("If-Match"),
+          .if_unmodified_since = request.header("If-Unmodified-Since"),
+          .if_none_match = request.header("If-None-Match"),
           .if_modified_since = request.header("If-Modified-Since")};
 }
 
@@ -107,9 +109,15 @@ http::Response StaticFiles::serve(const http::Request& request, std::string_view
   http::Response response;
   response.set("ETag", tag);
   response.set("Last-Modified", http::format_http_date(modified));
-  if (http::not_modified(conditions_of(request), tag, modified)) {
-    response.status = 304;  // the validators only: the client has the rest
-    return response;
+  switch (http::evaluate_preconditions(conditions_of(request), tag, modified)) {
+    case http::Precondition::kFailed:
+      response.status = 412;  // the client's copy is not this one: it must not proceed
+      return response;
+    case http::Precondition::kNotModified:
+      response.status = 304;  // the validators only: the client has the rest
+      return response;
+    case http::Precondition::kProceed:
+      break;
   }
   response.set("Content-Type", content_type_for(*path));
   response.set("Accept-Ranges", "bytes");

@@ -1,6 +1,7 @@
 // Files under one directory, served as nginx serves a `root`: GET and HEAD,
 // a Content-Type from the suffix, validators (ETag, Last-Modified) with 304
-// for a client that has the file already, and a single byte range as 206.
+// for a client that has the file already and 412 for one whose If-Match or
+// If-Unmodified-Since names another version, and a single byte range as 206.
 // The response carries the open file; the worker sends it without copying.
 #pragma once
 

@@ -58,17 +58,30 @@ std::string file_entity_tag(std::time_t modified, uint64_t size) {
   return fmt::format("\"{:x}-{:x}\"", static_cast<uint64_t>(modified), size);
 }
 
-bool none_match(std::string_view if_none_match, std::string_view tag) noexcept {
-  if (trim(if_none_match) == "*") return true;
-  return any_entity_tag(if_none_match,
-                        [tag](bool, std::string_view listed) { return listed == tag; });
+bool tag_listed(std::string_view field, std::string_view tag, Comparison comparison) noexcept {
+  if (trim(field) == "*") return true;
+  return any_entity_tag(field, [&](bool weak, std::string_view listed) {
+    return listed == tag && !(weak && comparison == Comparison::kStrong);
+  });
 }
 
-bool not_modified(const Conditions& request, std::string_view tag, std::time_t modified) noexcept {
-  if (request.if_none_match) return none_match(*request.if_none_match, tag);
-  if (!request.if_modified_since) return false;
-  auto since = parse_http_date(trim(*request.if_modified_since));
-  return since && modified <= *since;
+Precondition evaluate_preconditions(const Conditions& request, std::string_view tag,
+                                    std::time_t modified) noexcept {
+  auto date_of = [](std::optional<std::string_view> field) {
+    return field ? parse_http_date(trim(*field)) : std::nullopt;
+  };
+  if (request.if_match) {
+    if (!tag_listed(*request.if_match, tag, Comparison::kStrong)) return Precondition::kFailed;
+  } else if (auto since = date_of(request.if_unmodified_since); since && modified > *since) {
+    return Precondition::kFailed;
+  }
+  if (request.if_none_match) {
+    if (tag_listed(*request.if_none_match, tag, Comparison::kWeak))
+      return Precondition::kNotModified;
+  } else if (auto since = date_of(request.if_modified_since); since && modified <= *since) {
+    return Precondition::kNotModified;
+  }
+  return Precondition::kProceed;
 }
 
 bool if_range_holds(std::string_view if_range, std::string_view tag,

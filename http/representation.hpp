@@ -15,17 +15,22 @@ namespace qilin::http {
 // way nginx makes one: "<mtime hex>-<size hex>", quoted.
 std::string file_entity_tag(std::time_t modified, uint64_t size);
 
-// If-None-Match (RFC 9110 §13.1.2): "*" or a list of entity tags, compared
-// weakly (W/"x" matches "x"). True when `tag` is in the list.
-bool none_match(std::string_view if_none_match, std::string_view tag) noexcept;
+// Whether `tag` is in an If-Match or If-None-Match field: "*" (any) or a list
+// of entity tags. Strong comparison (If-Match) counts no weak tag as equal;
+// weak comparison (If-None-Match) takes W/"x" as "x" (RFC 9110 §8.8.3.2).
+enum class Comparison { kStrong, kWeak };
+bool tag_listed(std::string_view field, std::string_view tag, Comparison comparison) noexcept;
 
-// Whether a GET or HEAD gets 304 Not Modified. If-None-Match decides when it
-// is present; otherwise If-Modified-Since (ignored when it is not a valid
-// HTTP-date) when the representation is no newer than it (§13.2.2).
-struct Conditions {
-  std::optional<std::string_view> if_none_match, if_modified_since;  // the fields, if sent
+// The preconditions of a GET or HEAD, evaluated in the order of RFC 9110
+// §13.2.2: If-Match, else If-Unmodified-Since (412 when they fail); then
+// If-None-Match, else If-Modified-Since (304 when the client's copy is
+// current). A date that is not a valid HTTP-date is ignored.
+struct Conditions {  // the fields, if sent
+  std::optional<std::string_view> if_match, if_unmodified_since, if_none_match, if_modified_since;
 };
-bool not_modified(const Conditions& request, std::string_view tag, std::time_t modified) noexcept;
+enum class Precondition { kProceed, kNotModified, kFailed };
+Precondition evaluate_preconditions(const Conditions& request, std::string_view tag,
+                                    std::time_t modified) noexcept;
 
 // If-Range (§13.1.5): the Range applies only while the representation is the
 // one the client holds part of: the same strong entity tag, or exactly the

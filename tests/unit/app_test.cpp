@@ -1,7 +1,7 @@
 // The coroutine machinery without any IO: Task chains, run_request's 500 on
 // exceptions, and a Context that suspends like an event loop would.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,6 +213,12 @@ TEST_F(StaticFilesTest, NotModifiedForTheClientsCopy) {
   EXPECT_EQ(serve("page.html", {{"If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}}).status,
             200);
   EXPECT_EQ(serve("page.html", {{"If-None-Match", "\"other\""}}).status, 200);
+  auto changed = serve("page.html", {{"If-Match", "\"other\""}});
+  EXPECT_EQ(changed.status, 412);
+  EXPECT_FALSE(changed.file);
+  EXPECT_EQ(serve("page.html", {{"If-Match", "\"2ebc98a1-a\""}}).status, 200);
+  EXPECT_EQ(serve("page.html", {{"If-Unmodified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}}).status,
+            412);
 }
 
 TEST_F(StaticFilesTest, OneByteRange) {

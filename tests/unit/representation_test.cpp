@@ -46,36 +46,56 @@ TEST(EntityTag, FromModificationTimeAndSize) {
   EXPECT_NE(file_entity_tag(kSunday, 4096), file_entity_tag(kSunday, 4097));
 }
 
-TEST(Conditional, IfNoneMatchComparesWeakly) {
+TEST(Conditional, TagListsCompareWeaklyOrStrongly) {
   const std::string tag = "\"5-a\"";
-  EXPECT_TRUE(none_match("\"5-a\"", tag));
-  EXPECT_TRUE(none_match("W/\"5-a\"", tag));
-  EXPECT_TRUE(none_match("\"x\", W/\"y\" ,\"5-a\"", tag));
-  EXPECT_TRUE(none_match(" * ", tag));
-  EXPECT_FALSE(none_match("\"5-b\"", tag));
-  EXPECT_FALSE(none_match("5-a", tag));         // not quoted: not an entity tag
-  EXPECT_FALSE(none_match("\"5-a", tag));       // unterminated
-  EXPECT_FALSE(none_match("\"x\" junk", tag));  // malformed list: matches nothing
-  EXPECT_FALSE(none_match("", tag));
+  for (Comparison comparison : {Comparison::kWeak, Comparison::kStrong}) {
+    EXPECT_TRUE(tag_listed("\"5-a\"", tag, comparison));
+    EXPECT_TRUE(tag_listed("\"x\", W/\"y\" ,\"5-a\"", tag, comparison));
+    EXPECT_TRUE(tag_listed(" * ", tag, comparison));
+    EXPECT_FALSE(tag_listed("\"5-b\"", tag, comparison));
+    EXPECT_FALSE(tag_listed("5-a", tag, comparison));         // not quoted: not an entity tag
+    EXPECT_FALSE(tag_listed("\"5-a", tag, comparison));       // unterminated
+    EXPECT_FALSE(tag_listed("\"x\" junk", tag, comparison));  // malformed: matches nothing
+    EXPECT_FALSE(tag_listed("", tag, comparison));
+  }
+  EXPECT_TRUE(tag_listed("W/\"5-a\"", tag, Comparison::kWeak));
+  EXPECT_FALSE(tag_listed("W/\"5-a\"", tag, Comparison::kStrong));
 }
 
-TEST(Conditional, NotModifiedFollowsRfc9110Precedence) {
+TEST(Conditional, PreconditionsInTheOrderOfRfc9110) {
   const std::string tag = "\"5-a\"";
   const std::string before = format_http_date(kSunday - 1), after = format_http_date(kSunday + 1);
   const std::string same = format_http_date(kSunday);
   using Field = std::optional<std::string_view>;
-  auto check = [&](Field if_none_match, Field if_modified_since) {
-    return not_modified({.if_none_match = if_none_match, .if_modified_since = if_modified_since},
-                        tag, kSunday);
+  auto check = [&](Field if_match, Field if_unmodified_since, Field if_none_match,
+                   Field if_modified_since) {
+    return evaluate_preconditions({.if_match = if_match,
+                                   .if_unmodified_since = if_unmodified_since,
+                                   .if_none_match = if_none_match,
+                                   .if_modified_since = if_modified_since},
+                                  tag, kSunday);
   };
-  EXPECT_FALSE(check({}, {}));
-  EXPECT_TRUE(check({}, same));
-  EXPECT_TRUE(check({}, after));
-  EXPECT_FALSE(check({}, before));
-  EXPECT_FALSE(check({}, "not a date"));
-  // If-None-Match present: If-Modified-Since is not looked at (§13.2.2).
-  EXPECT_FALSE(check("\"old\"", after));
-  EXPECT_TRUE(check(tag, before));
+  using enum Precondition;
+  EXPECT_EQ(check({}, {}, {}, {}), kProceed);
+  // If-None-Match, else If-Modified-Since: 304 for the client's current copy.
+  EXPECT_EQ(check({}, {}, {}, same), kNotModified);
+  EXPECT_EQ(check({}, {}, {}, after), kNotModified);
+  EXPECT_EQ(check({}, {}, {}, before), kProceed);
+  EXPECT_EQ(check({}, {}, {}, "not a date"), kProceed);
+  EXPECT_EQ(check({}, {}, "W/\"5-a\"", {}), kNotModified);
+  EXPECT_EQ(check({}, {}, "\"old\"", after), kProceed);  // If-Modified-Since not looked at
+  EXPECT_EQ(check({}, {}, tag, before), kNotModified);
+  // If-Match, else If-Unmodified-Since: 412 when the client's version is not this one.
+  EXPECT_EQ(check("\"old\"", {}, {}, {}), kFailed);
+  EXPECT_EQ(check("W/\"5-a\"", {}, {}, {}), kFailed);  // If-Match compares strongly
+  EXPECT_EQ(check(tag, {}, {}, {}), kProceed);
+  EXPECT_EQ(check("*", {}, {}, {}), kProceed);
+  EXPECT_EQ(check({}, before, {}, {}), kFailed);
+  EXPECT_EQ(check({}, same, {}, {}), kProceed);
+  EXPECT_EQ(check({}, "not a date", {}, {}), kProceed);
+  EXPECT_EQ(check(tag, before, {}, {}), kProceed);    // If-Match present: the date is not looked at
+  EXPECT_EQ(check("\"old\"", {}, tag, {}), kFailed);  // 412 comes before 304
+  EXPECT_EQ(check(tag, {}, tag, {}), kNotModified);
 }
 
 TEST(Conditional, IfRangeNeedsTheSameStrongTagOrExactDate) {
