@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -150,6 +151,10 @@ int Worker::main() {
 }
 
 void Worker::boot() {
+  // ps, top and htop tell the processes apart: the master stays "qilin", the
+  // status process is "qilin-status", a worker is named for its IO model
+  // ("qilin-io_uring"; the kernel keeps 15 characters), and so are its threads.
+  ::prctl(PR_SET_NAME, ("qilin-" + config_.worker_class).c_str());
   wakeup_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wakeup_) throw sys::SysError("eventfd", errno);
   wakeup_write_fd = wakeup_.get();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -231,6 +232,22 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
   response = get(server.port(), "/");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, "booted\n");
+}
+
+// ps and top show which process is which: the worker carries its IO model.
+TEST(Master, WorkersAreNamedForTheirIoModel) {
+  auto comm = [](pid_t pid) {
+    std::string name;
+    std::ifstream("/proc/" + std::to_string(pid) + "/comm") >> name;
+    return name;
+  };
+  for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"}) {
+    Server server({"-k", worker_class, "hello"});
+    EXPECT_EQ(comm(server.pid()), "qilin");
+    const auto workers = server.worker_pids();
+    ASSERT_EQ(workers.size(), 1u);
+    EXPECT_EQ(comm(workers[0]), std::string("qilin-") + worker_class);
+  }
 }
 
 TEST(Master, StuckWorkerIsKilledAfterTimeout) {
