@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -169,6 +170,7 @@ class ThreadedWorker final : public Worker {
   }
 
   void pool_thread() {
+    ::prctl(PR_SET_NAME, "qilin-pool");  // top -H: the poller keeps the worker's name
     std::vector<char> buffer(kRecvBuffer);
     std::unique_lock lock(mutex_);
     for (;;) {

@@ -236,17 +236,29 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
 
 // ps and top show which process is which: the worker carries its IO model.
 TEST(Master, WorkersAreNamedForTheirIoModel) {
-  auto comm = [](pid_t pid) {
+  auto comm_of = [](const std::filesystem::path& file) {
     std::string name;
-    std::ifstream("/proc/" + std::to_string(pid) + "/comm") >> name;
+    std::ifstream(file) >> name;
     return name;
   };
+  auto comm = [&](pid_t pid) { return comm_of("/proc/" + std::to_string(pid) + "/comm"); };
   for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"}) {
-    Server server({"-k", worker_class, "hello"});
+    Server server({"-k", worker_class, "--threads", "3", "hello"});
     EXPECT_EQ(comm(server.pid()), "qilin");
     const auto workers = server.worker_pids();
     ASSERT_EQ(workers.size(), 1u);
     EXPECT_EQ(comm(workers[0]), std::string("qilin-") + worker_class);
+    if (std::string_view(worker_class) != "threaded") continue;
+    // ... and top -H tells the poller (the worker's main thread) from the pool,
+    // whose threads name themselves as they start.
+    auto pool_threads = [&] {
+      size_t pool = 0;
+      for (const auto& task :
+           std::filesystem::directory_iterator("/proc/" + std::to_string(workers[0]) + "/task"))
+        pool += comm_of(task.path() / "comm") == "qilin-pool";
+      return pool;
+    };
+    EXPECT_TRUE(eventually([&] { return pool_threads() == 3; })) << pool_threads();
   }
 }
 
