@@ -349,6 +349,18 @@ void Master::handle_hup() {
   if (config_.statsd_host != previous.statsd_host ||
       config_.statsd_prefix != previous.statsd_prefix)
     stop_status();
+  // Without a rebind the generation serving now can take over again if the
+  // new one fails to boot (new listeners would leave it nothing to go back
+  // to). If the last reload's workers are not all up yet, the one before
+  // still serves and stays the fallback.
+  int ready = 0;
+  for (const auto& [pid, worker] : workers_)
+    ready += !worker.retiring && worker.generation == generation_ &&
+             worker.slot->state.load() == WorkerState::Ready;
+  if (rebind)
+    reload_fallback_.reset();
+  else if (ready >= target_workers_ || !reload_fallback_)
+    reload_fallback_ = ReloadFallback{previous, generation_, target_workers_};
   target_workers_ = config_.workers;
   ++generation_;
   next_spawn_ms_ = 0;
@@ -510,11 +522,12 @@ void Master::reap_workers() {
     const bool never_booted = worker.slot->state.load() == WorkerState::Booting;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (never_booted && (code == workers::kExitBootError || code == workers::kExitAppLoadError) &&
-        !exit_code_) {
+        !exit_code_ && !worker.retiring) {
       scoreboard_.release(*worker.slot);
       workers_.erase(found);
-      halt(code,
-           code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.");
+      const std::string reason =
+          code == workers::kExitAppLoadError ? "App failed to load." : "Worker failed to boot.";
+      if (!roll_back_reload(reason)) halt(code, reason);
       return;
     }
     if (worker.retiring || !abnormal(status)) {
@@ -607,6 +620,7 @@ void Master::retire_superseded_generations(const std::map<uint64_t, int>& ready_
   uint64_t serving = 0;
   for (const auto& [generation, ready] : ready_by_generation)
     if (ready >= target_workers_) serving = generation;
+  if (serving == generation_) reload_fallback_.reset();  // the reload took: nothing to go back to
   for (auto& [pid, worker] : workers_) {
     if (worker.retiring || worker.generation == generation_) continue;
     const bool booting = worker.slot->state.load() == WorkerState::Booting;
@@ -772,6 +786,32 @@ void Master::stop(bool graceful) {
     }
   }
   if (!exit_code_) exit_code_ = 0;
+}
+
+// A reload whose workers cannot boot (gunicorn would halt here, taking the
+// service down) goes back to the configuration it replaced, as long as the
+// generation before it still serves: its workers never stopped, so nothing
+// is lost. The new generation's other workers are retired unserved.
+bool Master::roll_back_reload(const std::string& reason) {
+  if (!reload_fallback_) return false;
+  bool previous_serves = false;
+  for (const auto& [pid, worker] : workers_)
+    previous_serves |= !worker.retiring && worker.generation == reload_fallback_->generation &&
+                       worker.slot->state.load() == WorkerState::Ready;
+  if (!previous_serves) return false;
+  spdlog::error("reload failed: {} Keeping the previous configuration and its workers", reason);
+  for (auto& [pid, worker] : workers_)
+    if (!worker.retiring && worker.generation == generation_) retire(pid, worker);
+  config_ = std::move(reload_fallback_->config);
+  generation_ = reload_fallback_->generation;
+  target_workers_ = reload_fallback_->target_workers;
+  reload_fallback_.reset();
+  try {
+    sys::setup_logging(log_settings(config_));
+  } catch (const std::exception& error) {
+    spdlog::error("cannot reopen logs with the previous configuration: {}", error.what());
+  }
+  return true;
 }
 
 void Master::halt(int exit_code, const std::string& reason) {

@@ -86,6 +86,7 @@ class Master {
   void kill_workers(int signal);
   void stop(bool graceful);
   void halt(int exit_code, const std::string& reason);
+  bool roll_back_reload(const std::string& reason);
   void watch_upgrade();
   void notify_systemd_when_ready();
 
@@ -109,6 +110,14 @@ class Master {
   std::map<pid_t, WorkerProcess> workers_;
   uint64_t generation_ = 0;
   int target_workers_;
+  // What a reload replaced, kept until its workers all boot: if they cannot
+  // (the app fails to load), the previous generation goes on serving with it.
+  struct ReloadFallback {
+    config::Config config;
+    uint64_t generation;
+    int target_workers;
+  };
+  std::optional<ReloadFallback> reload_fallback_;
   std::optional<int> exit_code_;  // set: leave the loop with this code
   bool stopping_ = false;         // stop() began: exits are not restarts
   std::string reason_;

@@ -153,6 +153,41 @@ TEST(Master, ReloadWithBrokenConfigKeepsServing) {
   EXPECT_EQ(response->status, 200);
 }
 
+// gunicorn halts when a reload's workers cannot load the app, taking the
+// service down; here the workers of the configuration before keep serving.
+TEST(Master, ReloadWhoseAppFailsToLoadKeepsThePreviousWorkers) {
+  TempDir dir;
+  dir.write("qilin.yaml", "workers: 2\napp: hello\n");
+  Server server({"-c", dir.file("qilin.yaml")}, 2);
+  auto before = server.worker_pids();
+  std::sort(before.begin(), before.end());
+  dir.write("qilin.yaml", "workers: 2\napp: /nonexistent/libapp.so\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return server.log().find("reload failed: App failed to load.") != std::string::npos;
+  })) << server.log();
+  // The failed generation's workers leave; the master and the old ones stay.
+  EXPECT_TRUE(eventually([&] {
+    auto now = server.worker_pids();
+    std::sort(now.begin(), now.end());
+    return now == before;
+  })) << server.log();
+  EXPECT_TRUE(process_alive(server.pid()));
+  auto response = get(server.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, "Hello, World!");
+  // A repaired file reloads as usual.
+  dir.write("qilin.yaml", "workers: 1\napp: demo\n");
+  server.signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] {
+    auto now = server.worker_pids();
+    return now.size() == 1 && std::find(before.begin(), before.end(), now[0]) == before.end();
+  })) << server.log();
+  response = get(server.port(), "/json");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
 TEST(Master, HupReplacesWorkersAndTtinTtouChangeTheCount) {
   TempDir dir;
   dir.write("qilin.yaml", "workers: 2\napp: hello\n");
