@@ -33,11 +33,20 @@ std::string_view Request::query() const noexcept {
   return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
 }
 
-std::optional<std::string_view> Request::header(std::string_view name) const noexcept {
-  for (const Header& h : headers) {
+std::optional<std::string_view> find_field(const std::vector<Header>& fields,
+                                           std::string_view name) noexcept {
+  for (const Header& h : fields) {
     if (iequals(h.name, name)) return std::string_view{h.value};
   }
   return std::nullopt;
+}
+
+std::optional<std::string_view> Request::header(std::string_view name) const noexcept {
+  return find_field(headers, name);
+}
+
+std::optional<std::string_view> Response::header(std::string_view name) const noexcept {
+  return find_field(headers, name);
 }
 
 std::optional<std::string_view> Request::query_param(std::string_view key) const noexcept {

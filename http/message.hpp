@@ -35,6 +35,19 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+// RFC 9110 §5.6.3: optional white space (spaces and tabs) around a field
+// value or a list element.
+inline std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The first value of field `name` in `fields`, or nullopt (names compare
+// case-insensitively). Request::header and Response::header read with it.
+std::optional<std::string_view> find_field(const std::vector<Header>& fields,
+                                           std::string_view name) noexcept;
+
 struct Request {
   uint64_t id = 0;  // arrival order within the connection; pass it back to Session::respond
   std::string method;
@@ -83,6 +96,8 @@ struct Response {
   Response() = default;
   Response(int status_code, std::string text, std::string_view content_type = "text/plain");
   Response& set(std::string_view name, std::string_view value);
+  // First value of a field the app set, or nullopt.
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
 };
 
 // For http::Session, once a response's head is written: its header list

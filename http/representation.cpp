@@ -5,17 +5,10 @@
 #include <limits>
 
 #include "http/date.hpp"
+#include "http/message.hpp"
 
 namespace qilin::http {
 namespace {
-
-constexpr std::string_view kWhitespace = " \t";
-
-std::string_view trim(std::string_view text) noexcept {
-  const size_t begin = text.find_first_not_of(kWhitespace);
-  if (begin == std::string_view::npos) return {};
-  return text.substr(begin, text.find_last_not_of(kWhitespace) - begin + 1);
-}
 
 // Decimal digits, saturating at the largest uint64_t; nullopt when empty or
 // not all digits.
@@ -59,7 +52,7 @@ std::string file_entity_tag(std::time_t modified, uint64_t size) {
 }
 
 bool tag_listed(std::string_view field, std::string_view tag, Comparison comparison) noexcept {
-  if (trim(field) == "*") return true;
+  if (trim_ows(field) == "*") return true;
   return any_entity_tag(field, [&](bool weak, std::string_view listed) {
     return listed == tag && !(weak && comparison == Comparison::kStrong);
   });
@@ -68,7 +61,7 @@ bool tag_listed(std::string_view field, std::string_view tag, Comparison compari
 Precondition evaluate_preconditions(const Conditions& request, std::string_view tag,
                                     std::time_t modified) noexcept {
   auto date_of = [](std::optional<std::string_view> field) {
-    return field ? parse_http_date(trim(*field)) : std::nullopt;
+    return field ? parse_http_date(trim_ows(*field)) : std::nullopt;
   };
   if (request.if_match) {
     if (!tag_listed(*request.if_match, tag, Comparison::kStrong)) return Precondition::kFailed;
@@ -86,7 +79,7 @@ Precondition evaluate_preconditions(const Conditions& request, std::string_view 
 
 bool if_range_holds(std::string_view if_range, std::string_view tag,
                     std::time_t modified) noexcept {
-  if_range = trim(if_range);
+  if_range = trim_ows(if_range);
   if (if_range.starts_with('"')) return if_range == tag;  // strong comparison
   if (if_range.starts_with("W/")) return false;           // a weak tag never matches
   auto date = parse_http_date(if_range);
@@ -94,14 +87,14 @@ bool if_range_holds(std::string_view if_range, std::string_view tag,
 }
 
 ByteRange evaluate_range(std::string_view range, uint64_t size) noexcept {
-  range = trim(range);
+  range = trim_ows(range);
   constexpr std::string_view kUnit = "bytes=";
   if (range.size() < kUnit.size()) return {};
   for (size_t i = 0; i < kUnit.size(); ++i) {  // the range unit is case-insensitive
     const char c = range[i] >= 'A' && range[i] <= 'Z' ? static_cast<char>(range[i] + 32) : range[i];
     if (c != kUnit[i]) return {};
   }
-  const std::string_view spec = trim(range.substr(kUnit.size()));
+  const std::string_view spec = trim_ows(range.substr(kUnit.size()));
   if (spec.find(',') != std::string_view::npos) return {};  // several ranges: whole
   const size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return {};

@@ -111,18 +111,12 @@ enum class Expect : uint8_t { kNone, k100Continue, kOther };
 
 bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // True when a Transfer-Encoding value names a coding other than chunked
 // (RFC 9112 §6.1). llhttp already rejects chunked anywhere but last.
 bool has_other_coding(std::string_view value) noexcept {
   while (true) {
     size_t comma = value.find(',');
-    std::string_view item = trim(value.substr(0, comma));
+    std::string_view item = trim_ows(value.substr(0, comma));
     if (!item.empty() && !iequals(item, "chunked")) return true;
     if (comma == std::string_view::npos) return false;
     value.remove_prefix(comma + 1);
@@ -384,11 +378,11 @@ struct Session::State {
     };
     for (const Header& h : r.headers) {
       if (iequals(h.name, "x-forwarded-for")) {
-        r.client.assign(trim(std::string_view(h.value).substr(0, h.value.find(','))));
+        r.client.assign(trim_ows(std::string_view(h.value).substr(0, h.value.find(','))));
       } else if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-scheme")) {
-        if (!claim(trim(h.value))) return false;
+        if (!claim(trim_ows(h.value))) return false;
       } else if (iequals(h.name, "x-forwarded-ssl")) {
-        if (!claim(iequals(trim(h.value), "on") ? "https" : "http")) return false;
+        if (!claim(iequals(trim_ows(h.value), "on") ? "https" : "http")) return false;
       }
     }
     if (iequals(scheme, "https")) {

@@ -77,12 +77,6 @@ void append_escaped(fmt::memory_buffer& out, std::string_view text) {
   }
 }
 
-std::string_view field_or_dash(const std::vector<http::Header>& fields, std::string_view name) {
-  for (const auto& field : fields)
-    if (http::iequals(field.name, name)) return field.value;
-  return "-";
-}
-
 }  // namespace
 
 std::vector<config::LogPiece> resolve_environment(std::vector<config::LogPiece> format) {
@@ -163,10 +157,10 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         }
         break;
       case LogAtom::kReferer:
-        put_sent(request != nullptr ? field_or_dash(request->headers, "Referer") : "-");
+        put_sent(request != nullptr ? request->header("Referer").value_or("-") : "-");
         break;
       case LogAtom::kUserAgent:
-        put_sent(request != nullptr ? field_or_dash(request->headers, "User-Agent") : "-");
+        put_sent(request != nullptr ? request->header("User-Agent").value_or("-") : "-");
         break;
       case LogAtom::kSeconds:
         number(record.duration_us / 1'000'000);
@@ -185,10 +179,10 @@ void format_access_line(fmt::memory_buffer& out, std::span<const config::LogPiec
         fmt::format_to(std::back_inserter(out), "<{}>", record.pid);
         break;
       case LogAtom::kRequestHeader:
-        put_sent(request != nullptr ? field_or_dash(request->headers, piece.text) : "-");
+        put_sent(request != nullptr ? request->header(piece.text).value_or("-") : "-");
         break;
       case LogAtom::kResponseHeader:
-        put_sent(record.response != nullptr ? field_or_dash(record.response->headers, piece.text)
+        put_sent(record.response != nullptr ? record.response->header(piece.text).value_or("-")
                                             : "-");
         break;
       case LogAtom::kEnvironment:  // resolved at boot; left "-" if not

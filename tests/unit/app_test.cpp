@@ -181,9 +181,7 @@ class StaticFilesTest : public ::testing::Test {
     return StaticFiles(root_).serve(request, relative);
   }
   static std::string header(const http::Response& response, std::string_view name) {
-    for (const auto& field : response.headers)
-      if (http::iequals(field.name, name)) return field.value;
-    return "(none)";
+    return std::string(response.header(name).value_or("(none)"));
   }
 
   std::string root_;
