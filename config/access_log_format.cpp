@@ -56,9 +56,11 @@ LogPiece atom_named(std::string_view name, size_t at) {
         break;
     }
   }
-  refuse(at, fmt::format("unknown atom %({})s (known: h l u t r m U q H s b B f a T M D L p, "
-                         "{{header}}i, {{header}}o, {{variable}}e)",
-                         name));
+  std::string known;
+  for (const Letter& letter : kLetters) known += {letter.letter, ' '};
+  known.pop_back();
+  refuse(at, fmt::format("unknown atom %({})s (known: {}, {{header}}i, {{header}}o, {{variable}}e)",
+                         name, known));
 }
 
 }  // namespace

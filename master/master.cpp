@@ -353,13 +353,9 @@ void Master::handle_hup() {
   // new one fails to boot (new listeners would leave it nothing to go back
   // to). If the last reload's workers are not all up yet, the one before
   // still serves and stays the fallback.
-  int ready = 0;
-  for (const auto& [pid, worker] : workers_)
-    ready += !worker.retiring && worker.generation == generation_ &&
-             worker.slot->state.load() == WorkerState::Ready;
   if (rebind)
     reload_fallback_.reset();
-  else if (ready >= target_workers_ || !reload_fallback_)
+  else if (ready_workers(generation_) >= target_workers_ || !reload_fallback_)
     reload_fallback_ = ReloadFallback{previous, generation_, target_workers_};
   target_workers_ = config_.workers;
   ++generation_;
@@ -579,6 +575,15 @@ void Master::murder_workers() {
   }
 }
 
+// Workers of `generation` that serve and are not on their way out.
+int Master::ready_workers(uint64_t generation) const {
+  int ready = 0;
+  for (const auto& [pid, worker] : workers_)
+    ready += !worker.retiring && worker.generation == generation &&
+             worker.slot->state.load() == WorkerState::Ready;
+  return ready;
+}
+
 bool Master::any_worker_booting() const {
   for (const auto& [pid, worker] : workers_)
     if (worker.slot->state.load() == WorkerState::Booting) return true;
@@ -715,11 +720,7 @@ void Master::watch_upgrade() {
 
 void Master::notify_systemd_when_ready() {
   if (told_systemd_ready_) return;
-  int ready = 0;
-  for (const auto& [pid, worker] : workers_)
-    if (!worker.retiring && worker.generation == generation_ &&
-        worker.slot->state.load() == WorkerState::Ready)
-      ++ready;
+  const int ready = ready_workers(generation_);
   if (ready < target_workers_) return;
   told_systemd_ready_ = true;
   sd_notify(
@@ -793,12 +794,7 @@ void Master::stop(bool graceful) {
 // generation before it still serves: its workers never stopped, so nothing
 // is lost. The new generation's other workers are retired unserved.
 bool Master::roll_back_reload(const std::string& reason) {
-  if (!reload_fallback_) return false;
-  bool previous_serves = false;
-  for (const auto& [pid, worker] : workers_)
-    previous_serves |= !worker.retiring && worker.generation == reload_fallback_->generation &&
-                       worker.slot->state.load() == WorkerState::Ready;
-  if (!previous_serves) return false;
+  if (!reload_fallback_ || ready_workers(reload_fallback_->generation) == 0) return false;
   spdlog::error("reload failed: {} Keeping the previous configuration and its workers", reason);
   for (auto& [pid, worker] : workers_)
     if (!worker.retiring && worker.generation == generation_) retire(pid, worker);

@@ -78,6 +78,7 @@ class Master {
   void manage_workers();
   void retire_superseded_generations(const std::map<uint64_t, int>& ready_by_generation);
   bool any_worker_booting() const;
+  int ready_workers(uint64_t generation) const;
   std::optional<RestartReason> restart_reason(const WorkerProcess& worker, int status) const;
   void spawn_status();
   void manage_status();

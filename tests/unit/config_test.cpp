@@ -930,7 +930,9 @@ TEST(AccessLogFormat, RefusesNamingTheCharacter) {
     }
     return std::string("accepted");
   };
-  EXPECT_THAT(error_of("%(h)s %(x)s"), StartsWith("character 7: unknown atom %(x)s"));
+  EXPECT_EQ(error_of("%(h)s %(x)s"),
+            "character 7: unknown atom %(x)s (known: h l u t r m U q H s b B f a T M D L p, "
+            "{header}i, {header}o, {variable}e)");
   EXPECT_THAT(error_of("%(h)d"), StartsWith("character 4: an atom ends with )s"));
   EXPECT_THAT(error_of("50% off"), StartsWith("character 3: '%' starts an atom"));
   EXPECT_THAT(error_of("%(h"), StartsWith("character 1: %( is never closed"));
