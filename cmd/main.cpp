@@ -14,7 +14,6 @@
 #include "cmd/status.hpp"
 #include "config/config.hpp"
 #include "master/master.hpp"
-#include "sys/log.hpp"
 #include "workers/worker.hpp"
 
 using namespace qilin;
@@ -60,8 +59,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    sys::setup_logging(
-        {.errorlog = config.errorlog, .accesslog = config.accesslog, .loglevel = config.loglevel});
+    master::set_up_process(config);
   } catch (const std::exception& error) {
     fmt::print(stderr, "qilin: cannot open log: {}\n", error.what());
     return 1;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -68,6 +69,9 @@ const std::array key_table{
     Key{.name = "errorlog", .field = &Config::errorlog},
     Key{.name = "loglevel", .field = &Config::loglevel},
     Key{.name = "pidfile", .field = &Config::pidfile},
+    Key{.name = "user", .field = &Config::user},
+    Key{.name = "group", .field = &Config::group},
+    Key{.name = "umask", .field = &Config::umask},
     Key{.name = "forwarded_allow_ips",
         .field = &Config::forwarded_allow_ips,
         .comma_separated = true},
@@ -400,11 +404,18 @@ void validate_status_bind(const Config& config, std::string_view origin);
 void validate_statsd(const Config& config, std::string_view host_origin,
                      std::string_view prefix_origin);
 
+namespace {
+
+// Where `key` was set ("FILE:LINE:COLUMN" or a flag), empty for a default.
+std::string_view origin_in(const Config& config, std::string_view key) {
+  auto it = config.origin.find(key);
+  return it == config.origin.end() ? std::string_view{} : std::string_view(it->second);
+}
+
+}  // namespace
+
 void validate(const Config& config, std::span<const std::string_view> worker_classes) {
-  auto origin_of = [&config](std::string_view key) -> std::string_view {
-    auto it = config.origin.find(key);
-    return it == config.origin.end() ? std::string_view{} : std::string_view(it->second);
-  };
+  auto origin_of = [&config](std::string_view key) { return origin_in(config, key); };
 
   for (const Key& key : key_table) {
     std::visit(
@@ -442,6 +453,8 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
            fmt::format("cannot use '{}': expected an IPv4 or IPv6 address, or '*'", address));
   }
   validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
+  worker_identity(config);
+  file_creation_mask(config);
   try {
     parse_access_log_format(config.access_log_format);
   } catch (const std::invalid_argument& error) {
@@ -509,6 +522,52 @@ void emit(YAML::Emitter& out, const T& value) {
 }
 
 }  // namespace
+
+std::optional<sys::Identity> worker_identity(const Config& config) {
+  if (config.user.empty() && config.group.empty()) return std::nullopt;
+  sys::Identity identity{.uid = ::geteuid(), .gid = ::getegid(), .user = {}};
+  std::optional<gid_t> primary_group;
+  if (!config.user.empty()) {
+    auto account = sys::find_user(config.user);
+    if (!account)
+      fail(origin_in(config, "user"), "user", fmt::format("no such user '{}'", config.user));
+    identity.uid = account->uid;
+    identity.user = account->name;
+    primary_group = account->primary_group;
+  }
+  if (!config.group.empty()) {
+    auto gid = sys::find_group(config.group);
+    if (!gid) fail(origin_in(config, "group"), "group", fmt::format("no such group '{}'", config.group));
+    identity.gid = *gid;
+  } else if (primary_group) {
+    identity.gid = *primary_group;
+  } else {
+    // Keeping the master's group would leave the worker in root's group.
+    fail(origin_in(config, "user"), "user",
+         fmt::format("uid {} has no passwd entry, so no primary group: set 'group' too",
+                     config.user));
+  }
+  if (!sys::can_become(identity)) {
+    const std::string_view key = config.user.empty() ? "group" : "user";
+    fail(origin_in(config, key), key,
+         fmt::format("running workers as uid {} gid {} needs root; qilin runs as uid {}",
+                     identity.uid, identity.gid, ::geteuid()));
+  }
+  return identity;
+}
+
+std::optional<unsigned> file_creation_mask(const Config& config) {
+  if (config.umask.empty()) return std::nullopt;
+  std::string_view digits = config.umask;
+  if (digits.starts_with("0o") || digits.starts_with("0O")) digits.remove_prefix(2);
+  unsigned mask = 0;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), mask, 8);
+  if (digits.empty() || error != std::errc{} || end != digits.data() + digits.size() ||
+      mask > 0777)
+    fail(origin_in(config, "umask"), "umask",
+         fmt::format("expected an octal mask from 0 to 777 (like 027), got '{}'", config.umask));
+  return mask;
+}
 
 std::string to_yaml(const Config& config) {
   YAML::Emitter out;

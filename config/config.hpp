@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/access_log_format.hpp"
+#include "sys/identity.hpp"
 
 namespace qilin::config {
 
@@ -39,6 +40,12 @@ struct Config {
   std::string errorlog = "-";                              // "-": stderr
   std::string loglevel = "info";                           // debug, info, warning, error, critical
   std::string pidfile;                                     // empty: none
+  // Workers (and the status process) run as this account, by name or number,
+  // when the master is root; empty: as the master. `group` defaults to the
+  // user's primary group.
+  std::string user;
+  std::string group;
+  std::string umask;  // octal, as the shell's umask takes it ("027"); empty: inherited
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
   // PROXY protocol (v1/v2): peers in proxy_allow_ips ("*": all; unix-socket
   // peers always) must begin each connection with a header naming the client.
@@ -91,6 +98,14 @@ void apply_yaml_file(Config& into, const std::string& path);
 // Range and consistency checks; `worker_classes` are the names a worker
 // registry knows. Throws ConfigError naming the key (and origin when known).
 void validate(const Config& config, std::span<const std::string_view> worker_classes);
+
+// Who the workers run as: `user` and `group` resolved through the passwd and
+// group databases; nullopt when both are empty. Throws ConfigError naming
+// the key for an unknown name, a uid with no account and no `group`, or an
+// identity this process is not allowed to take (it is not root).
+std::optional<sys::Identity> worker_identity(const Config& config);
+// `umask` as a mask; nullopt when it is empty. Throws ConfigError.
+std::optional<unsigned> file_creation_mask(const Config& config);
 
 // The effective configuration as YAML (what --check-config prints).
 std::string to_yaml(const Config& config);

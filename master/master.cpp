@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 #include "master/status_server.hpp"
 #include "sys/error.hpp"
+#include "sys/identity.hpp"
 #include "sys/log.hpp"
 #include "workers/worker.hpp"
 
@@ -55,8 +57,14 @@ constexpr int64_t kBootPollMs = 20;
 constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
 constexpr const char* kUpgradeFromVariable = "QILIN_UPGRADE_FROM";
 
-sys::LogSettings log_settings(const config::Config& config) {
-  return {.errorlog = config.errorlog, .accesslog = config.accesslog, .loglevel = config.loglevel};
+
+// On a reload the server keeps running whatever happens to its logs.
+void set_up_process_or_log(const config::Config& config, std::string_view which) {
+  try {
+    set_up_process(config);
+  } catch (const std::exception& error) {
+    spdlog::error("cannot reopen logs with the {} configuration: {}", which, error.what());
+  }
 }
 
 std::string describe_exit(int status) {
@@ -73,13 +81,18 @@ bool abnormal(int status) {
   return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 }
 
-// Binds one configured address (bind or status_bind); throws naming it.
+// Binds one configured address (bind or status_bind); throws naming it. A
+// Unix socket's file goes to the workers' user, so that a proxy in that
+// user's group can connect when umask keeps others out (gunicorn does this).
 sys::Listener open_listener(const config::BindAddress& address, const std::string& spec,
-                            int backlog, bool reuse_port) {
+                            int backlog, bool reuse_port, const std::optional<sys::Identity>& owner) {
   try {
     switch (address.kind) {
-      case config::BindAddress::Kind::Unix:
-        return sys::listen_unix(address.path, backlog, spec);
+      case config::BindAddress::Kind::Unix: {
+        sys::Listener listener = sys::listen_unix(address.path, backlog, spec);
+        if (owner) sys::hand_over(address.path, *owner);
+        return listener;
+      }
       case config::BindAddress::Kind::Tcp6:
         return sys::listen_tcp(sys::Family::Tcp6, address.host, address.port, backlog, spec,
                                reuse_port);
@@ -100,6 +113,14 @@ std::string self_executable() {
 }
 
 }  // namespace
+
+void set_up_process(const config::Config& config) {
+  if (auto mask = config::file_creation_mask(config)) ::umask(static_cast<mode_t>(*mask));
+  sys::setup_logging({.errorlog = config.errorlog,
+                      .accesslog = config.accesslog,
+                      .loglevel = config.loglevel,
+                      .owner = config::worker_identity(config)});
+}
 
 Master::Master(config::CommandLine command_line, config::Config config,
                std::vector<std::string> argv)
@@ -192,11 +213,13 @@ void Master::acquire_listeners() {
 }
 
 void Master::bind_listeners() {
+  const auto identity = config::worker_identity(config_);
   std::vector<sys::Listener> bound;
   for (const auto& spec : config_.bind) {
     auto address = config::parse_bind(spec);
     if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
-    sys::Listener listener = open_listener(*address, spec, config_.backlog, config_.reuse_port);
+    sys::Listener listener =
+        open_listener(*address, spec, config_.backlog, config_.reuse_port, identity);
     const auto port = sys::local_port(listener.fd.get());
     switch (address->kind) {
       case config::BindAddress::Kind::Unix:
@@ -229,7 +252,8 @@ void Master::bind_status_listener() {
     throw config::ConfigError(
         fmt::format("key 'status_bind': cannot parse '{}'", config_.status_bind));
   try {
-    status_listener_ = open_listener(*address, config_.status_bind, 64, false);
+    status_listener_ =
+        open_listener(*address, config_.status_bind, 64, false, config::worker_identity(config_));
   } catch (const std::exception& error) {
     if (upgrading_from_ == 0) throw;
     spdlog::warn("status listener: {} (bound once the old master exits)", error.what());
@@ -316,6 +340,8 @@ void Master::handle_hup() {
   }
   auto previous = std::move(config_);
   config_ = std::move(fresh);
+  // Before any bind: a new umask applies to a new Unix socket's file.
+  set_up_process_or_log(config_, "new");
   const bool rebind = config_.bind != previous.bind || config_.backlog != previous.backlog ||
                       config_.reuse_port != previous.reuse_port;
   if (rebind && !adopted_listeners_) {
@@ -325,13 +351,9 @@ void Master::handle_hup() {
       spdlog::error("reload failed, keeping the running configuration: cannot listen: {}",
                     error.what());
       config_ = std::move(previous);
+      set_up_process_or_log(config_, "previous");
       return;
     }
-  }
-  try {
-    sys::setup_logging(log_settings(config_));
-  } catch (const std::exception& error) {
-    spdlog::error("cannot reopen logs with the new configuration: {}", error.what());
   }
   if (config_.worker_class != previous.worker_class)
     spdlog::info("Switching worker class: {} -> {}", previous.worker_class, config_.worker_class);
@@ -381,8 +403,8 @@ void Master::handle_ttou() {
 }
 
 void Master::handle_usr1() {
-  sys::reopen_logs();
-  spdlog::info("Handling signal: usr1: reopened log files");
+  spdlog::info("Handling signal: usr1");
+  if (sys::reopen_logs()) spdlog::info("reopened log files");
   kill_workers(SIGUSR1);
 }
 
@@ -464,7 +486,8 @@ void Master::spawn_worker() {
     slot->pid = ::getpid();
     int code = workers::kExitBootError;
     try {
-      std::vector<sys::Listener> own = worker_listeners();
+      std::vector<sys::Listener> own = worker_listeners();  // as root: a reuse_port bind may need it
+      if (auto identity = config::worker_identity(config_)) sys::become(*identity);
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
       auto worker = worker_class->make({.config = config_, .listeners = own, .slot = *slot});
       code = worker->main();
@@ -661,10 +684,12 @@ void Master::spawn_status() {
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
     for (int signal : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::signal(signal, SIG_IGN);
     ::prctl(PR_SET_NAME, "qilin-status");
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    spdlog::info("Status process started (pid: {})", ::getpid());
     int code = 1;
     try {
+      if (auto identity = config::worker_identity(config_)) sys::become(*identity);
+      // After become(): a change of credentials clears the parent-death signal.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      spdlog::info("Status process started (pid: {})", ::getpid());
       code = run_status_server(options, scoreboard_, master);
     } catch (const std::exception& error) {
       spdlog::error("status process: {}", error.what());
@@ -802,11 +827,7 @@ bool Master::roll_back_reload(const std::string& reason) {
   generation_ = reload_fallback_->generation;
   target_workers_ = reload_fallback_->target_workers;
   reload_fallback_.reset();
-  try {
-    sys::setup_logging(log_settings(config_));
-  } catch (const std::exception& error) {
-    spdlog::error("cannot reopen logs with the previous configuration: {}", error.what());
-  }
+  set_up_process_or_log(config_, "previous");
   return true;
 }
 

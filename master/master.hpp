@@ -35,6 +35,12 @@
 
 namespace qilin::master {
 
+// What a master takes from its configuration for itself and the processes
+// it forks, at start and on every reload: the file creation mask (before a
+// Unix socket or log file is made), then the logs, handed to the workers'
+// user. Throws when a log cannot be opened.
+void set_up_process(const config::Config& config);
+
 class Master {
  public:
   // `argv` is the command line as given, for re-executing on USR2.

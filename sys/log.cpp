@@ -9,6 +9,8 @@
 #include <atomic>
 #include <utility>
 
+#include "sys/error.hpp"
+
 namespace qilin::sys {
 
 namespace {
@@ -65,9 +67,27 @@ void setup_logging(const LogSettings& settings) {
     int fd = ::open(settings.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) raw_error_fd = fd;
   }
+  if (settings.owner) {
+    for (const std::string* path : {&settings.errorlog, &settings.accesslog}) {
+      if (path->empty() || *path == "-") continue;
+      try {
+        hand_over(*path, *settings.owner);
+      } catch (const SysError& error) {  // the workers still write; only a reopen would fail
+        spdlog::warn("{}: {}: workers may not reopen it", *path, error.what());
+      }
+    }
+  }
 }
 
-void reopen_logs() { setup_logging(current); }
+bool reopen_logs() noexcept {
+  try {
+    setup_logging(current);  // builds both loggers before it replaces either
+    return true;
+  } catch (const std::exception& error) {
+    spdlog::error("cannot reopen log files, writing on to the old ones: {}", error.what());
+    return false;
+  }
+}
 
 spdlog::logger* access_log() noexcept { return access_raw.load(std::memory_order_acquire); }
 

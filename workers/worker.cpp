@@ -240,8 +240,7 @@ void Worker::handle_wakeup() {
   while (::read(wakeup_.get(), &count, sizeof count) > 0) {
   }
   if (reopen_requested.exchange(false)) {
-    sys::reopen_logs();
-    spdlog::info("reopened log files");
+    if (sys::reopen_logs()) spdlog::info("reopened log files");
   }
 }
 

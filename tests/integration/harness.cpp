@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +69,8 @@ TempDir::TempDir() {
   char pattern[] = "/tmp/qilin-test-XXXXXX";
   if (!::mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
   path_ = pattern;
+  // Workers told to run as another user (--user) reopen their logs here.
+  ::chmod(path_.c_str(), 0755);
 }
 
 TempDir::~TempDir() {

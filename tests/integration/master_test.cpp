@@ -1,12 +1,16 @@
 // The master's supervision: respawn, graceful stop, boot failures, bad config,
 // reload. Every wait is bounded; every server is torn down by its destructor.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.hpp"
@@ -292,6 +296,76 @@ TEST(Master, WorkersAreNamedForTheirIoModel) {
     };
     EXPECT_TRUE(eventually([&] { return pool_threads() == 3; })) << pool_threads();
   }
+}
+
+// user/group/umask as gunicorn has them: the master stays root (it must
+// re-bind on a reload), every process it forks runs as the user, and the
+// files a worker must reopen or a proxy must connect to are the user's.
+TEST(Master, WorkersRunAsTheConfiguredUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const passwd* nobody = ::getpwnam("nobody");
+  if (nobody == nullptr) GTEST_SKIP() << "no 'nobody' account";
+  const uid_t uid = nobody->pw_uid;
+  const gid_t gid = nobody->pw_gid;
+  // "Uid:\treal\teffective\tsaved\tfs" and the same for Gid, then Groups.
+  auto status_line = [](pid_t pid, const std::string& field) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with(field + ":")) return line.substr(field.size() + 1);
+    return std::string();
+  };
+  auto all_four = [](auto id) {
+    const std::string text = std::to_string(id);
+    return "\t" + text + "\t" + text + "\t" + text + "\t" + text;
+  };
+
+  TempDir dir;
+  const std::string socket = dir.file("qilin.sock"), access = dir.file("access.log");
+  const uint16_t status_port = free_port();
+  Server server({"-k", "epoll", "-w", "2", "-u", "nobody", "-m", "027", "-b", "unix:" + socket,
+                 "-b", "127.0.0.1:0", "--status-bind", "127.0.0.1:" + std::to_string(status_port),
+                 "--access-logfile", access, "hello"},
+                2);
+  EXPECT_EQ(status_line(server.pid(), "Uid"), all_four(0));
+  // The status process logs its start once it has become the user.
+  ASSERT_TRUE(eventually([&] { return server.log().find("Status process started") != std::string::npos; }));
+  ASSERT_EQ(server.worker_pids().size(), 3u);
+  for (pid_t child : server.worker_pids()) {
+    EXPECT_EQ(status_line(child, "Uid"), all_four(uid)) << child;
+    EXPECT_EQ(status_line(child, "Gid"), all_four(gid)) << child;
+    // initgroups: nobody's groups, not the root master's.
+    std::istringstream groups(status_line(child, "Groups"));
+    for (gid_t group; groups >> group;) EXPECT_NE(group, 0u) << child;
+  }
+  auto answer = get(server.port(), "/");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+  auto metrics = get(status_port, "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+
+  struct stat info {};
+  ASSERT_EQ(::stat(socket.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, uid);
+  EXPECT_EQ(info.st_gid, gid);
+  EXPECT_EQ(info.st_mode & 0777, 0750u);  // 0777 less the umask
+  ASSERT_EQ(::stat(access.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, uid);
+
+  // logrotate's move, then USR1: the root master makes the new file, and the
+  // workers, no longer root, can open it only because it is handed to them.
+  std::filesystem::rename(access, access + ".1");
+  server.signal(SIGUSR1);
+  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "reopened log files") == 3; }))
+      << server.log();
+  EXPECT_EQ(server.log().find("cannot reopen"), std::string::npos) << server.log();
+  ASSERT_TRUE(eventually([&] {
+    get(server.port(), "/after-rotation");
+    return read_file(access).find("GET /after-rotation") != std::string::npos;
+  })) << server.log();
+  ASSERT_EQ(::stat(access.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, uid);
+  EXPECT_EQ(info.st_mode & 0777, 0640u);
 }
 
 TEST(Master, StuckWorkerIsKilledAfterTimeout) {

@@ -200,6 +200,32 @@ TEST(Signals, Usr1ReopensARotatedAccessLog) {
   EXPECT_EQ(read_file(access + ".1").find("GET /after"), std::string::npos);
 }
 
+// A rotation that cannot reopen (the log's directory replaced by a file, or
+// not writable by the workers' user) must not stop anyone: every process
+// says so and writes on to the files it had.
+TEST(Signals, Usr1ThatCannotReopenKeepsWritingToTheOldLogs) {
+  for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"}) {
+    TempDir dir;
+    std::filesystem::create_directory(dir.file("logs"));
+    const std::string access = dir.file("logs/access.log");
+    Server server({"-k", worker_class, "--access-logfile", access, "hello"});
+    const pid_t worker = server.worker_pids().at(0);
+    std::filesystem::rename(dir.file("logs"), dir.file("moved"));
+    dir.write("logs", "a file where the directory was");
+    server.signal(SIGUSR1);
+    ASSERT_TRUE(eventually([&] {
+      return occurrences(server.log(), "cannot reopen log files") == 2;  // master and worker
+    })) << worker_class << "\n" << server.log();
+    auto answer = get(server.port(), "/after");
+    ASSERT_TRUE(answer) << worker_class << "\n" << server.log();
+    EXPECT_EQ(answer->status, 200) << worker_class;
+    EXPECT_EQ(server.worker_pids(), std::vector<pid_t>{worker}) << worker_class;
+    EXPECT_TRUE(eventually([&] {
+      return read_file(dir.file("moved/access.log")).find("GET /after") != std::string::npos;
+    })) << worker_class;
+  }
+}
+
 TEST(Supervision, KilledWorkerOfEveryClassIsReplacedWithinTwoSeconds) {
   for (const char* worker_class : {"sync", "threaded", "epoll", "io_uring"}) {
     Server server({"-k", worker_class, "-w", "2", "hello"}, 2);

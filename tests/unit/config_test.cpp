@@ -4,7 +4,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <array>
 #include <filesystem>
@@ -461,6 +463,9 @@ TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
                         "errorlog:",
                         "loglevel:",
                         "pidfile:",
+                        "user:",
+                        "group:",
+                        "umask:",
                         "forwarded_allow_ips:",
                         "proxy_protocol:",
                         "proxy_allow_ips:",
@@ -516,7 +521,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.statsd_host, original.statsd_host);
   EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
   EXPECT_EQ(copy.access_log_format, original.access_log_format);
-  EXPECT_EQ(copy.origin.size(), 29u);
+  EXPECT_EQ(copy.origin.size(), 32u);
 }
 
 // --check-config prints to_yaml(); a control character in a value must come
@@ -596,6 +601,12 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                     "debug",
                     "--pid",
                     "p",
+                    "--user",
+                    "u",
+                    "--group",
+                    "g",
+                    "--umask",
+                    "027",
                     "--forwarded-allow-ips",
                     "1.1.1.1",
                     "--proxy-protocol",
@@ -612,7 +623,7 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a",
                   "access_log_format=%(h)s %(D)s", "errorlog=e", "loglevel=debug", "pidfile=p",
-                  "forwarded_allow_ips=1.1.1.1", "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
+                  "user=u", "group=g", "umask=027", "forwarded_allow_ips=1.1.1.1", "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
                   "statsd_host=127.0.0.1:8125", "statsd_prefix=web", "app=demo"));
 }
 
@@ -947,6 +958,95 @@ TEST(Validate, AccessLogFormatNamesKeyAndPosition) {
   EXPECT_THAT(error_of([&] { validate(config, classes); }),
               StartsWith("test.yaml:2:1: key 'access_log_format': character 7: unknown atom "
                          "%(nope)s"));
+}
+
+}  // namespace
+}  // namespace qilin::config
+
+namespace qilin::config {
+namespace {
+
+// ---- user, group, umask ----
+
+// The account every Debian system has; its numbers differ elsewhere, so the
+// tests ask the passwd database rather than assume 65534.
+const passwd& nobody() {
+  static const passwd* entry = ::getpwnam("nobody");
+  if (entry == nullptr) throw std::runtime_error("no 'nobody' account");
+  return *entry;
+}
+
+TEST(WorkerIdentity, NoneWhenNeitherKeyIsSet) {
+  EXPECT_EQ(worker_identity(Config{}), std::nullopt);
+}
+
+TEST(WorkerIdentity, UserByNameOrNumberTakesItsPrimaryGroup) {
+  for (const std::string& user : {std::string("nobody"), std::to_string(nobody().pw_uid)}) {
+    Config config;
+    config.user = user;
+    if (::geteuid() != 0 && ::geteuid() != nobody().pw_uid) GTEST_SKIP() << "needs root";
+    auto identity = worker_identity(config);
+    ASSERT_TRUE(identity) << user;
+    EXPECT_EQ(identity->uid, nobody().pw_uid) << user;
+    EXPECT_EQ(identity->gid, nobody().pw_gid) << user;
+    EXPECT_EQ(identity->user, "nobody") << user;  // for initgroups
+  }
+}
+
+TEST(WorkerIdentity, GroupOverridesThePrimaryGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  Config config;
+  config.user = "nobody";
+  config.group = "root";
+  EXPECT_EQ(worker_identity(config)->gid, 0u);
+  config.group = "4242";  // a number is taken as it is
+  EXPECT_EQ(worker_identity(config)->gid, 4242u);
+}
+
+TEST(WorkerIdentity, UnknownNamesAndAUidWithoutGroupNameKeyAndPosition) {
+  EXPECT_EQ(validation_error("user: no-such-user-here\n"),
+            "test.yaml:1:1: key 'user': no such user 'no-such-user-here'");
+  EXPECT_EQ(validation_error("group: no-such-group-here\n"),
+            "test.yaml:1:1: key 'group': no such group 'no-such-group-here'");
+  // Keeping the master's group would leave the workers in root's group.
+  EXPECT_EQ(validation_error("user: 4242424\n"),
+            "test.yaml:1:1: key 'user': uid 4242424 has no passwd entry, so no primary group: "
+            "set 'group' too");
+}
+
+TEST(WorkerIdentity, AnotherUserNeedsRoot) {
+  // In a child that is not root (it gives root up first when it has it), so
+  // the check is the one a user started without privileges meets.
+  EXPECT_EXIT(
+      {
+        if (::geteuid() == 0 &&
+            (::setgid(nobody().pw_gid) != 0 || ::setuid(nobody().pw_uid) != 0))
+          std::_Exit(3);
+        Config config = from_yaml("user: root\n");
+        std::string message = error_of([&] { validate(config, known_classes); });
+        std::fputs(message.c_str(), stderr);
+        std::_Exit(message.find("key 'user': running workers as uid 0 gid 0 needs root") !=
+                           std::string::npos
+                       ? 0
+                       : 1);
+      },
+      ::testing::ExitedWithCode(0), "needs root");
+}
+
+TEST(Umask, OctalLikeTheShells) {
+  for (auto [text, mask] : {std::pair{"027", 027u}, {"0022", 022u}, {"7", 07u}, {"0o777", 0777u}}) {
+    Config config;
+    config.umask = text;
+    EXPECT_EQ(file_creation_mask(config), mask) << text;
+  }
+  EXPECT_EQ(file_creation_mask(Config{}), std::nullopt);  // empty: the inherited mask stays
+  for (const char* bad : {"18", "1000", "-1", "0x12", "u=rwx", "0o"}) {
+    EXPECT_EQ(validation_error(std::string("umask: \"") + bad + "\"\n"),
+              std::string("test.yaml:1:1: key 'umask': expected an octal mask from 0 to 777 "
+                          "(like 027), got '") +
+                  bad + "'")
+        << bad;
+  }
 }
 
 }  // namespace
