@@ -6,12 +6,17 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
+#include <iterator>
 #include <optional>
+#include <random>
+#include <span>
 #include <utility>
 
 #include "http/date.hpp"
 #include "http/representation.hpp"
+#include "sys/error.hpp"
 
 namespace qilin::app {
 
@@ -69,6 +74,62 @@ http::Conditions conditions_of(const http::Request& request) {
           .if_modified_since = request.header("If-Modified-Since")};
 }
 
+// Several ranges cannot be one file region, so their multipart body is built
+// in memory; past this many bytes of the file, the whole file (zero-copy) is
+// cheaper for the server than the copy, and the client still gets its bytes.
+constexpr uint64_t kMultipartLimit = uint64_t{1} << 20;
+
+// A multipart boundary must not occur inside any part (RFC 2046 §5.1.1). 80
+// random bits against at most kMultipartLimit bytes of content leave a
+// chance too small to check for. Seeded per thread on first use, which is in
+// a worker after the fork, so sibling workers do not share a sequence.
+std::string random_boundary() {
+  thread_local std::mt19937_64 random = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
+  const uint64_t high = random(), low = random() & 0xffff;
+  return fmt::format("{:016x}{:04x}", high, low);
+}
+
+// Appends `length` bytes of `fd` from `offset` to `out`. pread may return
+// fewer bytes than asked (a signal, a file truncated since fstat), so it is
+// called until all are read. False, with errno set, on an error or an early
+// end of file (ENODATA then: the body would not match its Content-Range).
+bool append_file_region(int fd, uint64_t offset, uint64_t length, std::string& out) {
+  const size_t start = out.size();
+  out.resize(start + static_cast<size_t>(length));
+  for (uint64_t done = 0; done < length;) {
+    const ssize_t got = ::pread(fd, out.data() + start + done, static_cast<size_t>(length - done),
+                                static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return false;
+    if (got == 0) {
+      errno = ENODATA;
+      return false;
+    }
+    done += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+// RFC 9110 §14.6: each part carries its own Content-Type and Content-Range,
+// and the body ends with the closing delimiter. nullopt when a read fails.
+std::optional<std::string> multipart_byteranges(int fd, std::span<const http::ByteRange> parts,
+                                                uint64_t size, std::string_view type,
+                                                std::string_view boundary) {
+  std::string body;
+  auto out = std::back_inserter(body);
+  for (const http::ByteRange& part : parts) {
+    fmt::format_to(out, "\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+                   boundary, type, part.first, part.last, size);
+    if (!append_file_region(fd, part.first, part.length(), body)) return std::nullopt;
+  }
+  fmt::format_to(out, "\r\n--{}--\r\n", boundary);
+  return body;
+}
+
 }  // namespace
 
 StaticFiles::StaticFiles(const std::string& root) {
@@ -119,24 +180,41 @@ http::Response StaticFiles::serve(const http::Request& request, std::string_view
     case http::Precondition::kProceed:
       break;
   }
-  response.set("Content-Type", content_type_for(*path));
+  const std::string_view type = content_type_for(*path);
+  response.set("Content-Type", type);
   response.set("Accept-Ranges", "bytes");
   // Range is defined for GET only (RFC 9110 §14.2); HEAD describes the whole file.
   auto range = request.header("Range");
   auto if_range = request.header("If-Range");
   if (get && range && (!if_range || http::if_range_holds(*if_range, tag, modified))) {
-    const http::ByteRange part = http::evaluate_range(*range, size);
-    if (part.verdict == http::ByteRange::Verdict::kUnsatisfiable) {
+    const http::RangeSelection selection = http::evaluate_range(*range, size);
+    if (selection.verdict == http::RangeSelection::Verdict::kUnsatisfiable) {
       http::Response refused(416, "Range Not Satisfiable\n");
       refused.set("Content-Range", fmt::format("bytes */{}", size));
       return refused;
     }
-    if (part.verdict == http::ByteRange::Verdict::kPartial) {
+    const auto parts = selection.parts();
+    if (parts.size() == 1) {
       response.status = 206;
-      response.set("Content-Range", fmt::format("bytes {}-{}/{}", part.first, part.last, size));
+      response.set("Content-Range",
+                   fmt::format("bytes {}-{}/{}", parts[0].first, parts[0].last, size));
       response.file = std::move(file);
-      response.file_offset = static_cast<off_t>(part.first);
-      response.file_length = static_cast<size_t>(part.length());
+      response.file_offset = static_cast<off_t>(parts[0].first);
+      response.file_length = static_cast<size_t>(parts[0].length());
+      return response;
+    }
+    uint64_t selected = 0;  // at most `size`: evaluate_range refuses more
+    for (const http::ByteRange& part : parts) selected += part.length();
+    if (parts.size() > 1 && selected <= kMultipartLimit) {
+      const std::string boundary = random_boundary();
+      auto body = multipart_byteranges(file.get(), parts, size, type, boundary);
+      if (!body) {
+        spdlog::error("static file \"{}\": {}", *path, sys::describe("pread", errno));
+        return http::Response(500, "cannot read the file\n");
+      }
+      response.status = 206;
+      response.set("Content-Type", fmt::format("multipart/byteranges; boundary={}", boundary));
+      response.body = std::move(*body);
       return response;
     }
   }

@@ -1,8 +1,10 @@
 // Files under one directory, served as nginx serves a `root`: GET and HEAD,
 // a Content-Type from the suffix, validators (ETag, Last-Modified) with 304
 // for a client that has the file already and 412 for one whose If-Match or
-// If-Unmodified-Since names another version, and a single byte range as 206.
-// The response carries the open file; the worker sends it without copying.
+// If-Unmodified-Since names another version, and byte ranges as 206. The
+// whole file or one range is a region of the open file, which the response
+// carries and the worker sends without copying; several ranges are a
+// multipart/byteranges body read into memory (up to 1 MiB of the file).
 #pragma once
 
 #include <string>

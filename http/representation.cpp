@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "http/date.hpp"
@@ -45,6 +46,39 @@ bool any_entity_tag(std::string_view list, Visit visit) {
   return false;
 }
 
+// One element of a bytes range-set (§14.1.1), already stripped of OWS.
+struct RangeSpec {
+  enum class Kind { kInvalid, kUnsatisfiable, kSatisfiable };
+  Kind kind = Kind::kInvalid;
+  ByteRange range;  // when kSatisfiable: clipped to the size
+};
+
+RangeSpec parse_range_spec(std::string_view spec, uint64_t size) noexcept {
+  using Kind = RangeSpec::Kind;
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return {};
+  const std::string_view first_text = spec.substr(0, dash), last_text = spec.substr(dash + 1);
+  if (first_text.empty()) {  // suffix-range "-N": the last N bytes
+    const auto suffix = whole_number(last_text);
+    if (!suffix) return {};
+    // "-0" selects nothing. §14.1.2 calls a suffix of an empty
+    // representation satisfiable, but no Content-Range can name zero bytes:
+    // 416 with "bytes */0" tells the client the length instead.
+    if (*suffix == 0 || size == 0) return {.kind = Kind::kUnsatisfiable, .range = {}};
+    return {.kind = Kind::kSatisfiable,
+            .range = {.first = size - std::min(*suffix, size), .last = size - 1}};
+  }
+  const auto first = whole_number(first_text);
+  if (!first) return {};
+  std::optional<uint64_t> last = std::numeric_limits<uint64_t>::max();  // "N-": to the end
+  if (!last_text.empty()) last = whole_number(last_text);
+  if (!last || *last < *first) return {};  // §14.1.1: last-pos below first-pos is invalid
+  if (*first >= size) return {.kind = Kind::kUnsatisfiable, .range = {}};
+  // A last-pos past the end is valid and means "to the end" (§14.1.2).
+  return {.kind = Kind::kSatisfiable,
+          .range = {.first = *first, .last = std::min(*last, size - 1)}};
+}
+
 }  // namespace
 
 std::string file_entity_tag(std::time_t modified, uint64_t size) {
@@ -86,37 +120,45 @@ bool if_range_holds(std::string_view if_range, std::string_view tag,
   return date && *date == modified;
 }
 
-ByteRange evaluate_range(std::string_view range, uint64_t size) noexcept {
+RangeSelection evaluate_range(std::string_view range, uint64_t size) noexcept {
+  using Kind = RangeSpec::Kind;
   range = trim_ows(range);
-  constexpr std::string_view kUnit = "bytes=";
-  if (range.size() < kUnit.size()) return {};
-  for (size_t i = 0; i < kUnit.size(); ++i) {  // the range unit is case-insensitive
-    const char c = range[i] >= 'A' && range[i] <= 'Z' ? static_cast<char>(range[i] + 32) : range[i];
-    if (c != kUnit[i]) return {};
+  constexpr std::string_view kUnit = "bytes=";  // the range unit is case-insensitive
+  if (range.size() < kUnit.size() || !iequals(range.substr(0, kUnit.size()), kUnit)) return {};
+  std::string_view rest = range.substr(kUnit.size());
+  // Every early `return {}` below is kWhole: the field is ignored as a whole,
+  // never half-applied.
+  RangeSelection selection;
+  size_t listed = 0;     // range-specs in the field, satisfiable or not
+  uint64_t claimed = 0;  // bytes the satisfiable ones cover; kept at most `size`
+  for (;;) {
+    const size_t comma = rest.find(',');
+    const std::string_view element = trim_ows(rest.substr(0, comma));
+    // §5.6.1.2: a recipient skips empty list elements ("0-1,,2-3", a
+    // trailing comma). They cost nothing to skip, so they count for nothing.
+    if (!element.empty()) {
+      // The abuse guard (CVE-2011-3192): a few bytes of field must not buy a
+      // response much larger or costlier than the file. Each part adds its
+      // own headers and read, hence kMaxRanges; lengths that add up to more
+      // than the size can only come from overlaps, which resend the same bytes.
+      if (++listed > RangeSelection::kMaxRanges) return {};
+      const RangeSpec spec = parse_range_spec(element, size);
+      if (spec.kind == Kind::kInvalid) return {};
+      if (spec.kind == Kind::kSatisfiable) {
+        if (spec.range.length() > size - claimed) return {};
+        claimed += spec.range.length();
+        selection.storage[selection.count++] = spec.range;
+      }
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
   }
-  const std::string_view spec = trim_ows(range.substr(kUnit.size()));
-  if (spec.find(',') != std::string_view::npos) return {};  // several ranges: whole
-  const size_t dash = spec.find('-');
-  if (dash == std::string_view::npos) return {};
-  const auto first = whole_number(spec.substr(0, dash));
-  const std::string_view last_text = spec.substr(dash + 1);
-  ByteRange answer;
-  if (!first) {  // suffix-range "-N": the last N bytes
-    auto suffix = dash == 0 ? whole_number(last_text) : std::nullopt;
-    if (!suffix) return {};
-    if (*suffix == 0 || size == 0) return {.verdict = ByteRange::Verdict::kUnsatisfiable};
-    answer.first = size - std::min(*suffix, size);
-    answer.last = size - 1;
-  } else {
-    std::optional<uint64_t> last = std::numeric_limits<uint64_t>::max();
-    if (!last_text.empty()) last = whole_number(last_text);
-    if (!last || *last < *first) return {};  // invalid: ignored
-    if (*first >= size) return {.verdict = ByteRange::Verdict::kUnsatisfiable};
-    answer.first = *first;
-    answer.last = std::min(*last, size - 1);
-  }
-  answer.verdict = ByteRange::Verdict::kPartial;
-  return answer;
+  if (listed == 0) return {};  // "bytes=" or "bytes=,": a range-set has at least one
+  // §14.1.1: a range-set is satisfiable when any one of its ranges is; the
+  // unsatisfiable ones are simply not sent.
+  selection.verdict = selection.count == 0 ? RangeSelection::Verdict::kUnsatisfiable
+                                           : RangeSelection::Verdict::kPartial;
+  return selection;
 }
 
 }  // namespace qilin::http

@@ -3,9 +3,12 @@
 // §13, §14). Pure functions of header values: no IO, no clock.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -37,16 +40,32 @@ Precondition evaluate_preconditions(const Conditions& request, std::string_view 
 // Last-Modified date.
 bool if_range_holds(std::string_view if_range, std::string_view tag, std::time_t modified) noexcept;
 
-// Range (§14.2) against a representation `size` bytes long. A single byte
-// range is served as 206; a field that is not a valid bytes range, or that
-// asks for several ranges, is ignored (whole representation, 200), which
-// §14.2 allows; a valid range that starts past the end is 416.
-struct ByteRange {
-  enum class Verdict { kWhole, kPartial, kUnsatisfiable };
-  Verdict verdict = Verdict::kWhole;
-  uint64_t first = 0, last = 0;  // inclusive, when kPartial
+// Range (§14.2) against a representation `size` bytes long: the whole
+// range-set ("bytes=0-9, 20-29, -5"), each range clipped to the size, kept in
+// the order the client listed them (§15.3.7.2: a server SHOULD keep it).
+//   - A field that is not a valid bytes range-set, in any element, is
+//     ignored: whole representation, 200 (§14.2: a server MAY ignore Range).
+//   - Unsatisfiable ranges (starting at or past the end, or "-0") are
+//     dropped; when none is left, 416 (§14.1.1, §15.5.17).
+//   - More than kMaxRanges ranges, or ranges whose lengths add up to more
+//     than the size (overlaps), are also ignored: whole, 200. Many small or
+//     overlapping ranges are the pattern of CVE-2011-3192 ("Apache killer"),
+//     and §14.2 names both as grounds to ignore the field (nginx ignores
+//     it on the same sum).
+struct ByteRange {  // satisfiable and clipped: bytes first..last, inclusive
+  uint64_t first = 0, last = 0;
   uint64_t length() const noexcept { return last - first + 1; }
 };
-ByteRange evaluate_range(std::string_view range, uint64_t size) noexcept;
+struct RangeSelection {
+  static constexpr size_t kMaxRanges = 16;
+  enum class Verdict { kWhole, kPartial, kUnsatisfiable };
+  Verdict verdict = Verdict::kWhole;
+  // parts(): when kPartial, one or more; one is a single-part 206, several
+  // a multipart/byteranges 206. A fixed array: evaluating allocates nothing.
+  std::array<ByteRange, kMaxRanges> storage{};
+  size_t count = 0;
+  std::span<const ByteRange> parts() const noexcept { return {storage.data(), count}; }
+};
+RangeSelection evaluate_range(std::string_view range, uint64_t size) noexcept;
 
 }  // namespace qilin::http

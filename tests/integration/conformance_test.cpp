@@ -167,7 +167,8 @@ TEST_P(Conformance, StaticFileAndTraversal) {
 }
 
 // Each worker sends the file region the app chose: a range from its offset;
-// a 304 has no body and, on a kept-alive connection, leaves it in step.
+// several ranges are a multipart body in memory, framed by its exact length;
+// a 304 has no body. On a kept-alive connection both leave it in step.
 TEST_P(Conformance, StaticFileRangesAndRevalidation) {
   const std::string path = "/static/index.html";
   auto whole = get(port(), path);
@@ -191,6 +192,34 @@ TEST_P(Conformance, StaticFileRangesAndRevalidation) {
   ASSERT_TRUE(beyond);
   EXPECT_EQ(beyond->status, 416);
   EXPECT_EQ(beyond->header("content-range"), "bytes */" + size);
+
+  // Two ranges: one multipart/byteranges body, its length exact, so the next
+  // response on the connection is read from the right byte.
+  Client ranges(port());
+  ranges.send("GET " + path + " HTTP/1.1\r\nHost: t\r\nRange: bytes=0-4, -6\r\n\r\n" +
+              "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto multipart = ranges.receive();
+  ASSERT_TRUE(multipart);
+  EXPECT_EQ(multipart->status, 206);
+  EXPECT_EQ(multipart->header("content-range"), "");
+  const std::string type = multipart->header("content-type");
+  const std::string prefix = "multipart/byteranges; boundary=";
+  ASSERT_TRUE(type.starts_with(prefix)) << type;
+  const std::string delimiter = "\r\n--" + type.substr(prefix.size());
+  const size_t length = whole->body.size();
+  auto expected_part = [&](size_t first, size_t last) {
+    return delimiter + "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Range: bytes " +
+           std::to_string(first) + "-" + std::to_string(last) + "/" + size + "\r\n\r\n" +
+           whole->body.substr(first, last - first + 1);
+  };
+  EXPECT_EQ(multipart->body,
+            expected_part(0, 4) + expected_part(length - 6, length - 1) + delimiter + "--\r\n");
+  EXPECT_EQ(multipart->header("content-length"), std::to_string(multipart->body.size()));
+  if (keeps_alive()) {
+    auto next = ranges.receive();
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->body, "Hello, World!");
+  }
 
   Client client(port());
   client.send("GET " + path + " HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + tag +

@@ -10,10 +10,13 @@
 #include <deque>
 #include <fstream>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "app/runner.hpp"
 #include "app/static_files.hpp"
 #include "http/date.hpp"
+#include "http/session.hpp"
 
 namespace qilin::app {
 namespace {
@@ -169,6 +172,7 @@ class StaticFilesTest : public ::testing::Test {
   }
   void TearDown() override {
     ::unlink((root_ + "/page.html").c_str());
+    ::unlink((root_ + "/large.bin").c_str());
     ::rmdir((root_ + "/dir").c_str());
     ::rmdir(root_.c_str());
   }
@@ -232,12 +236,102 @@ TEST_F(StaticFilesTest, OneByteRange) {
   EXPECT_EQ(beyond.status, 416);
   EXPECT_EQ(header(beyond, "Content-Range"), "bytes */10");
   EXPECT_FALSE(beyond.file);
-  // Ignored: several ranges, HEAD, or an If-Range naming another version.
-  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1,4-5"}}).status, 200);
+  // Of several ranges only one is satisfiable: a plain 206, not multipart.
+  auto one_left = serve("page.html", {{"Range", "bytes=50-60, 8-"}});
+  EXPECT_EQ(one_left.status, 206);
+  EXPECT_EQ(one_left.file_offset, 8);
+  EXPECT_EQ(one_left.file_length, 2u);
+  EXPECT_EQ(header(one_left, "Content-Range"), "bytes 8-9/10");
+  // Ignored: HEAD, or an If-Range naming another version.
   EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}}, "HEAD").status, 200);
   EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}, {"If-Range", "\"old\""}}).status, 200);
   EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1"}, {"If-Range", "\"2ebc98a1-a\""}}).status,
             206);
+}
+
+// The response through a session, as a worker would send it: head and body.
+std::pair<std::string, std::string> on_the_wire(http::Response response) {
+  http::Session session{http::Limits{}};
+  session.feed("GET /static/page.html HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto request = session.next_request();
+  EXPECT_TRUE(request);
+  if (!request) return {};
+  session.respond(request->id, std::move(response));
+  std::string wire;
+  for (auto iov = session.output(); !iov.empty(); iov = session.output()) {
+    size_t written = 0;
+    for (const iovec& piece : iov) {
+      wire.append(static_cast<const char*>(piece.iov_base), piece.iov_len);
+      written += piece.iov_len;
+    }
+    session.written(written);
+  }
+  EXPECT_FALSE(session.file_output());  // a multipart body is all in memory
+  const size_t head_end = wire.find("\r\n\r\n");
+  if (head_end == std::string::npos) return {wire, ""};
+  return {wire.substr(0, head_end + 2), wire.substr(head_end + 4)};
+}
+
+TEST_F(StaticFilesTest, SeveralByteRangesAsMultipart) {
+  auto parts = serve("page.html", {{"Range", "bytes=0-1, -3"}});
+  EXPECT_EQ(parts.status, 206);
+  EXPECT_FALSE(parts.file);
+  EXPECT_EQ(header(parts, "Content-Range"), "(none)");  // each part has its own
+  EXPECT_EQ(header(parts, "ETag"), "\"2ebc98a1-a\"");
+  const std::string type = header(parts, "Content-Type");
+  const std::string prefix = "multipart/byteranges; boundary=";
+  ASSERT_TRUE(type.starts_with(prefix)) << type;
+  const std::string boundary = type.substr(prefix.size());
+  EXPECT_EQ(boundary.size(), 20u);
+  EXPECT_EQ(boundary.find_first_not_of("0123456789abcdef"), std::string::npos) << boundary;
+  auto part = [&](std::string_view range, std::string_view bytes) {
+    return "\r\n--" + boundary + "\r\nContent-Type: text/html; charset=utf-8\r\n" +
+           "Content-Range: bytes " + std::string(range) + "\r\n\r\n" + std::string(bytes);
+  };
+  const std::string expected =
+      part("0-1/10", "01") + part("7-9/10", "789") + "\r\n--" + boundary + "--\r\n";
+  EXPECT_EQ(parts.body, expected);
+  // Each response draws its own boundary.
+  EXPECT_NE(header(serve("page.html", {{"Range", "bytes=0-1, -3"}}), "Content-Type"), type);
+
+  auto [head, body] = on_the_wire(std::move(parts));
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 206 ")) << head;
+  EXPECT_NE(head.find("\r\nContent-Length: " + std::to_string(expected.size()) + "\r\n"),
+            std::string::npos)
+      << head;
+  EXPECT_EQ(body, expected);
+
+  // Overlaps adding up to more than the file, or a HEAD: the whole file.
+  auto overlapping = serve("page.html", {{"Range", "bytes=0-6, 3-9"}});
+  EXPECT_EQ(overlapping.status, 200);
+  EXPECT_EQ(overlapping.file_length, 10u);
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1, -3"}}, "HEAD").status, 200);
+  EXPECT_EQ(serve("page.html", {{"Range", "bytes=0-1, -3"}, {"If-Range", "\"old\""}}).status, 200);
+}
+
+// The parts are copied into memory: past 1 MiB of them, the whole file is
+// sent instead, from the file, as for no Range at all.
+TEST_F(StaticFilesTest, MultipartBoundedToAMebibyte) {
+  constexpr size_t kMebibyte = 1 << 20;
+  std::string content(kMebibyte + 4096, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
+  std::ofstream(root_ + "/large.bin", std::ios::binary) << content;
+  const std::string half = std::to_string(kMebibyte / 2);
+  // Exactly 1 MiB of parts: still multipart.
+  auto within = serve("large.bin",
+                      {{"Range", "bytes=0-" + std::to_string(kMebibyte / 2 - 1) + ", -" + half}});
+  EXPECT_EQ(within.status, 206);
+  EXPECT_FALSE(within.file);
+  EXPECT_GT(within.body.size(), kMebibyte);
+  EXPECT_NE(within.body.find(content.substr(content.size() - kMebibyte / 2)), std::string::npos);
+  // One byte more: the whole file, zero-copy.
+  auto beyond = serve("large.bin", {{"Range", "bytes=0-" + half + ", -" + half}});
+  EXPECT_EQ(beyond.status, 200);
+  EXPECT_TRUE(beyond.file);
+  EXPECT_EQ(beyond.file_offset, 0);
+  EXPECT_EQ(beyond.file_length, content.size());
+  EXPECT_TRUE(beyond.body.empty());
+  EXPECT_EQ(header(beyond, "Content-Type"), "application/octet-stream");
 }
 
 TEST_F(StaticFilesTest, PathsAndMethods) {

@@ -2,7 +2,11 @@
 // and HTTP-date parsing (http/date.hpp): pure functions, no IO.
 #include "http/representation.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <utility>
+#include <vector>
 
 #include "http/date.hpp"
 
@@ -108,14 +112,22 @@ TEST(Conditional, IfRangeNeedsTheSameStrongTagOrExactDate) {
   EXPECT_FALSE(if_range_holds("garbage", tag, kSunday));
 }
 
-using Verdict = ByteRange::Verdict;
+using Verdict = RangeSelection::Verdict;
+
+using Parts = std::vector<std::pair<uint64_t, uint64_t>>;
+
+// The parts as (first, last) pairs, so a failure prints what was chosen.
+Parts parts_of(const RangeSelection& selection) {
+  Parts parts;
+  for (const ByteRange& part : selection.parts()) parts.emplace_back(part.first, part.last);
+  return parts;
+}
 
 TEST(Range, SingleRangesOfEveryForm) {
   auto partial = [](std::string_view field, uint64_t first, uint64_t last) {
-    ByteRange range = evaluate_range(field, 1000);
-    EXPECT_EQ(range.verdict, Verdict::kPartial) << field;
-    EXPECT_EQ(range.first, first) << field;
-    EXPECT_EQ(range.last, last) << field;
+    const RangeSelection selection = evaluate_range(field, 1000);
+    EXPECT_EQ(selection.verdict, Verdict::kPartial) << field;
+    EXPECT_EQ(parts_of(selection), (Parts{{first, last}})) << field;
   };
   partial("bytes=0-99", 0, 99);
   partial("bytes=900-", 900, 999);
@@ -124,22 +136,91 @@ TEST(Range, SingleRangesOfEveryForm) {
   partial("bytes=-5000", 0, 999);                      // more than there is: all of it
   partial("Bytes=999-999", 999, 999);                  // the unit is case-insensitive
   partial("bytes=5-99999999999999999999999", 5, 999);  // saturates, no overflow
-  EXPECT_EQ(evaluate_range("bytes=0-99", 1000).length(), 100u);
+  partial("bytes=0-999", 0, 999);                      // the whole file is not an overlap
+  EXPECT_EQ(evaluate_range("bytes=0-99", 1000).parts()[0].length(), 100u);
 }
 
-TEST(Range, UnsatisfiableWhenItStartsPastTheEnd) {
-  EXPECT_EQ(evaluate_range("bytes=1000-", 1000).verdict, Verdict::kUnsatisfiable);
-  EXPECT_EQ(evaluate_range("bytes=5000-6000", 1000).verdict, Verdict::kUnsatisfiable);
-  EXPECT_EQ(evaluate_range("bytes=-0", 1000).verdict, Verdict::kUnsatisfiable);
+TEST(Range, SeveralRangesInTheOrderAsked) {
+  auto selection = evaluate_range("bytes=0-9,20-29,-5", 1000);
+  EXPECT_EQ(selection.verdict, Verdict::kPartial);
+  EXPECT_EQ(parts_of(selection), (Parts{{0, 9}, {20, 29}, {995, 999}}));
+  // Not sorted: the client's order is the order of the parts (§15.3.7.2).
+  EXPECT_EQ(parts_of(evaluate_range("bytes=-5, 500-899, 0-0", 1000)),
+            (Parts{{995, 999}, {500, 899}, {0, 0}}));
+  // Adjacent ranges do not overlap; the sum may reach the size exactly.
+  EXPECT_EQ(parts_of(evaluate_range("bytes=0-499,500-999", 1000)), (Parts{{0, 499}, {500, 999}}));
+}
+
+TEST(Range, OptionalWhiteSpaceAndEmptyListElements) {
+  const Parts expected{{0, 1}, {4, 5}};
+  for (const char* field :
+       {"bytes=0-1,4-5", "bytes=0-1 , 4-5", "bytes=0-1,\t4-5", "bytes= 0-1,4-5 ",
+        "bytes=,0-1,,4-5,", "bytes=0-1, ,4-5", " bytes=0-1,4-5"})
+    EXPECT_EQ(parts_of(evaluate_range(field, 10)), expected) << field;
+}
+
+TEST(Range, UnsatisfiableRangesAreDropped) {
+  auto selection = evaluate_range("bytes=5000-6000, 0-4, -0, 990-", 1000);
+  EXPECT_EQ(selection.verdict, Verdict::kPartial);
+  EXPECT_EQ(parts_of(selection), (Parts{{0, 4}, {990, 999}}));
+  // One left of several: a single part (a plain 206, not multipart).
+  EXPECT_EQ(parts_of(evaluate_range("bytes=1000-, 7-8", 1000)), (Parts{{7, 8}}));
+}
+
+TEST(Range, UnsatisfiableWhenNoRangeIs) {
+  for (const char* field :
+       {"bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=1000-,2000-3000", "bytes=-0, 1000-"}) {
+    const RangeSelection selection = evaluate_range(field, 1000);
+    EXPECT_EQ(selection.verdict, Verdict::kUnsatisfiable) << field;
+    EXPECT_TRUE(selection.parts().empty()) << field;
+  }
   EXPECT_EQ(evaluate_range("bytes=0-", 0).verdict, Verdict::kUnsatisfiable);
   EXPECT_EQ(evaluate_range("bytes=-5", 0).verdict, Verdict::kUnsatisfiable);
+  EXPECT_EQ(evaluate_range("bytes=0-1,-5", 0).verdict, Verdict::kUnsatisfiable);
 }
 
-TEST(Range, IgnoredWhenInvalidOrMultiple) {
-  for (const char* field :
-       {"", "bytes", "bytes=", "bytes=-", "bytes=5", "bytes=9-5", "bytes=a-b", "bytes=1-2-3",
-        "bytes=--5", "items=0-5", "bytes 0-5", "bytes=0-5,10-20", "bytes=0-5, 7-9"})
+// An invalid element spoils the whole field, even beside valid or unsatisfiable ones.
+TEST(Range, IgnoredWhenInvalidAnywhere) {
+  for (const char* field : {"",
+                            "bytes",
+                            "bytes=",
+                            "bytes=,",
+                            "bytes= , ",
+                            "bytes=-",
+                            "bytes=5",
+                            "bytes=9-5",
+                            "bytes=a-b",
+                            "bytes=1-2-3",
+                            "bytes=--5",
+                            "items=0-5",
+                            "bytes 0-5",
+                            "bytes =0-5",
+                            "bytes=0 -5",
+                            "bytes=0-5;6-7",
+                            "bytes=0-1,9-5",
+                            "bytes=0-1,x",
+                            "bytes=0-1,2-3,-",
+                            "bytes=5000-,junk"})
     EXPECT_EQ(evaluate_range(field, 1000).verdict, Verdict::kWhole) << field;
+}
+
+// CVE-2011-3192: a few bytes of Range asking for many (overlapping) parts.
+TEST(Range, AbuseGuardIgnoresTheField) {
+  std::string sixteen = "bytes=0-0", seventeen;
+  for (int i = 1; i < 16; ++i) sixteen += fmt::format(",{}-{}", i * 2, i * 2);
+  seventeen = sixteen + ",100-100";
+  EXPECT_EQ(evaluate_range(sixteen, 1000).parts().size(), 16u);
+  EXPECT_EQ(evaluate_range(seventeen, 1000).verdict, Verdict::kWhole);
+  // Unsatisfiable ranges count towards the limit too: they are in the field.
+  EXPECT_EQ(evaluate_range(sixteen + ",5000-", 1000).verdict, Verdict::kWhole);
+  // Empty elements do not.
+  EXPECT_EQ(evaluate_range(sixteen + ",,,", 1000).parts().size(), 16u);
+  // Overlaps whose lengths add up to more than the file.
+  EXPECT_EQ(evaluate_range("bytes=0-599,400-999", 1000).verdict, Verdict::kWhole);
+  EXPECT_EQ(evaluate_range("bytes=0-,0-", 1000).verdict, Verdict::kWhole);
+  EXPECT_EQ(evaluate_range("bytes=-1000,0-0", 1000).verdict, Verdict::kWhole);
+  // An overlap that stays within the size is served as asked.
+  EXPECT_EQ(parts_of(evaluate_range("bytes=0-9,5-14", 1000)), (Parts{{0, 9}, {5, 14}}));
 }
 
 }  // namespace
