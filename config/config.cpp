@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "config/allow_list.hpp"
 #include "config/override.hpp"
 
 namespace qilin::config {
@@ -445,12 +446,17 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   }
   if (config.bind.empty()) fail(origin_of("bind"), "bind", "at least one address is required");
   validate_status_bind(config, origin_of("status_bind"));
-  // A typo here (a CIDR range, a host name) would silently turn every
-  // balancer's connection into a 400, so only literals pass.
-  for (const std::string& address : config.proxy_allow_ips) {
-    if (address != "*" && !is_address(AF_INET, address) && !is_address(AF_INET6, address))
-      fail(origin_of("proxy_allow_ips"), "proxy_allow_ips",
-           fmt::format("cannot use '{}': expected an IPv4 or IPv6 address, or '*'", address));
+  // A typo here (a host name, a network with host bits) would silently
+  // distrust every proxy, or turn every balancer's connection into a 400.
+  const std::pair<std::string_view, const StringList*> allow_lists[] = {
+      {"forwarded_allow_ips", &config.forwarded_allow_ips},
+      {"proxy_allow_ips", &config.proxy_allow_ips}};
+  for (auto [key, entries] : allow_lists) {
+    try {
+      AllowList checked(*entries);
+    } catch (const std::invalid_argument& error) {
+      fail(origin_of(key), key, error.what());
+    }
   }
   validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
   worker_identity(config);
@@ -537,7 +543,8 @@ std::optional<sys::Identity> worker_identity(const Config& config) {
   }
   if (!config.group.empty()) {
     auto gid = sys::find_group(config.group);
-    if (!gid) fail(origin_in(config, "group"), "group", fmt::format("no such group '{}'", config.group));
+    if (!gid)
+      fail(origin_in(config, "group"), "group", fmt::format("no such group '{}'", config.group));
     identity.gid = *gid;
   } else if (primary_group) {
     identity.gid = *primary_group;
@@ -562,8 +569,7 @@ std::optional<unsigned> file_creation_mask(const Config& config) {
   if (digits.starts_with("0o") || digits.starts_with("0O")) digits.remove_prefix(2);
   unsigned mask = 0;
   auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), mask, 8);
-  if (digits.empty() || error != std::errc{} || end != digits.data() + digits.size() ||
-      mask > 0777)
+  if (digits.empty() || error != std::errc{} || end != digits.data() + digits.size() || mask > 0777)
     fail(origin_in(config, "umask"), "umask",
          fmt::format("expected an octal mask from 0 to 777 (like 027), got '{}'", config.umask));
   return mask;

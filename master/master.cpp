@@ -57,7 +57,6 @@ constexpr int64_t kBootPollMs = 20;
 constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
 constexpr const char* kUpgradeFromVariable = "QILIN_UPGRADE_FROM";
 
-
 // On a reload the server keeps running whatever happens to its logs.
 void set_up_process_or_log(const config::Config& config, std::string_view which) {
   try {
@@ -85,7 +84,8 @@ bool abnormal(int status) {
 // Unix socket's file goes to the workers' user, so that a proxy in that
 // user's group can connect when umask keeps others out (gunicorn does this).
 sys::Listener open_listener(const config::BindAddress& address, const std::string& spec,
-                            int backlog, bool reuse_port, const std::optional<sys::Identity>& owner) {
+                            int backlog, bool reuse_port,
+                            const std::optional<sys::Identity>& owner) {
   try {
     switch (address.kind) {
       case config::BindAddress::Kind::Unix: {
@@ -486,7 +486,8 @@ void Master::spawn_worker() {
     slot->pid = ::getpid();
     int code = workers::kExitBootError;
     try {
-      std::vector<sys::Listener> own = worker_listeners();  // as root: a reuse_port bind may need it
+      // Still root here: a reuse_port worker binds its own socket, maybe to port 80.
+      std::vector<sys::Listener> own = worker_listeners();
       if (auto identity = config::worker_identity(config_)) sys::become(*identity);
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
       auto worker = worker_class->make({.config = config_, .listeners = own, .slot = *slot});

@@ -45,7 +45,8 @@ std::optional<Account> find_user(std::string_view name_or_uid) {
     const int error = uid ? ::getpwuid_r(*uid, &entry, buffer, size, &found)
                           : ::getpwnam_r(name.c_str(), &entry, buffer, size, &found);
     if (found != nullptr)
-      account = Account{.uid = found->pw_uid, .primary_group = found->pw_gid, .name = found->pw_name};
+      account =
+          Account{.uid = found->pw_uid, .primary_group = found->pw_gid, .name = found->pw_name};
     return error;
   });
   if (!account && uid) account = Account{.uid = *uid, .primary_group = std::nullopt, .name = {}};
@@ -83,7 +84,8 @@ void become(const Identity& identity) {
   if (::setgid(identity.gid) != 0) throw SysError("setgid", errno);
   if (::setuid(identity.uid) != 0) throw SysError("setuid", errno);
   // setuid from root sets all three uids; had it not, root could come back.
-  if (identity.uid != 0 && ::setuid(0) == 0) throw SysError("setuid(0) after giving root up", EPERM);
+  if (identity.uid != 0 && ::setuid(0) == 0)
+    throw SysError("setuid(0) after giving root up", EPERM);
 }
 
 void hand_over(const std::string& path, const Identity& identity) {

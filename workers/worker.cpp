@@ -107,11 +107,8 @@ uint64_t microseconds(const timeval& time) noexcept {
 }
 
 // A unix-socket peer is a proxy on this host, trusted like a listed one.
-bool trusted_peer(const std::vector<std::string>& allowed_ips, std::string_view peer) noexcept {
-  if (peer == "unix") return true;
-  for (const auto& allowed : allowed_ips)
-    if (allowed == "*" || allowed == peer) return true;
-  return false;
+bool trusted_peer(const config::AllowList& allowed, std::string_view peer) noexcept {
+  return peer == "unix" || allowed.allows(peer);
 }
 
 }  // namespace
@@ -123,7 +120,9 @@ Worker::Worker(const WorkerSetup& setup)
       master_pid_(::getppid()),
       pid_(::getpid()),
       access_format_(
-          resolve_environment(config::parse_access_log_format(config_.access_log_format))) {
+          resolve_environment(config::parse_access_log_format(config_.access_log_format))),
+      forwarded_allowed_(config_.forwarded_allow_ips),
+      proxy_allowed_(config_.proxy_allow_ips) {
   limits_.request_line = static_cast<size_t>(config_.limit_request_line);
   limits_.header_fields = static_cast<size_t>(config_.limit_request_fields);
   limits_.header_field_size = static_cast<size_t>(config_.limit_request_field_size);
@@ -266,11 +265,11 @@ void Worker::served() noexcept {
 }
 
 bool Worker::trusts_forwarded(std::string_view peer) const noexcept {
-  return trusted_peer(config_.forwarded_allow_ips, peer);
+  return trusted_peer(forwarded_allowed_, peer);
 }
 
 bool Worker::expects_proxy_header(std::string_view peer) const noexcept {
-  return config_.proxy_protocol && trusted_peer(config_.proxy_allow_ips, peer);
+  return config_.proxy_protocol && trusted_peer(proxy_allowed_, peer);
 }
 
 bool Worker::needs_peer_address() const noexcept {

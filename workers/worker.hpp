@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "app/app.hpp"
+#include "config/allow_list.hpp"
 #include "config/config.hpp"
 #include "http/limits.hpp"
 #include "http/session.hpp"
@@ -186,6 +187,8 @@ class Worker {
   pid_t master_pid_;  // constructed in the child: getppid() is the master
   pid_t pid_;         // read once: getpid() is a syscall
   std::vector<config::LogPiece> access_format_;
+  config::AllowList forwarded_allowed_;  // forwarded_allow_ips, parsed once
+  config::AllowList proxy_allowed_;      // proxy_allow_ips
   int64_t last_second_ms_ = 0;
   // Atomics: the threaded worker answers requests on several threads.
   std::atomic<uint64_t> requests_{0};

@@ -400,6 +400,24 @@ TEST_P(Conformance, TrustedProxyNamesTheClientInTheAccessLog) {
   EXPECT_EQ(conflicting->status, 400);
 }
 
+// Networks as gunicorn 22 takes them: a proxy is trusted for being inside
+// one, and an address outside every entry is the client itself.
+TEST_P(Conformance, TrustedProxiesMayBeNetworks) {
+  for (auto [allowed, client] : {std::pair{"127.0.0.0/8", "203.0.113.7 - - ["},
+                                 std::pair{"10.0.0.0/8,::1", "127.0.0.1 - - ["}}) {
+    TempDir dir;
+    const std::string access = dir.file("access.log");
+    Server server(
+        {"-k", GetParam(), "--forwarded-allow-ips", allowed, "--access-logfile", access, "hello"});
+    auto response = get(server.port(), "/", "X-Forwarded-For: 203.0.113.7\r\n");
+    ASSERT_TRUE(response) << allowed;
+    EXPECT_EQ(response->status, 200) << allowed;
+    EXPECT_TRUE(eventually([&] { return read_file(access).find(client) != std::string::npos; }, 3s))
+        << allowed << "\n"
+        << read_file(access);
+  }
+}
+
 // A request the session answers itself, before any app sees it, is still a
 // line in the access log: nginx logs its 400s, and so must a server behind it.
 TEST_P(Conformance, RejectedRequestIsInTheAccessLog) {

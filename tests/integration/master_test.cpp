@@ -328,7 +328,8 @@ TEST(Master, WorkersRunAsTheConfiguredUser) {
                 2);
   EXPECT_EQ(status_line(server.pid(), "Uid"), all_four(0));
   // The status process logs its start once it has become the user.
-  ASSERT_TRUE(eventually([&] { return server.log().find("Status process started") != std::string::npos; }));
+  ASSERT_TRUE(
+      eventually([&] { return server.log().find("Status process started") != std::string::npos; }));
   ASSERT_EQ(server.worker_pids().size(), 3u);
   for (pid_t child : server.worker_pids()) {
     EXPECT_EQ(status_line(child, "Uid"), all_four(uid)) << child;

@@ -215,7 +215,9 @@ TEST(Signals, Usr1ThatCannotReopenKeepsWritingToTheOldLogs) {
     server.signal(SIGUSR1);
     ASSERT_TRUE(eventually([&] {
       return occurrences(server.log(), "cannot reopen log files") == 2;  // master and worker
-    })) << worker_class << "\n" << server.log();
+    })) << worker_class
+        << "\n"
+        << server.log();
     auto answer = get(server.port(), "/after");
     ASSERT_TRUE(answer) << worker_class << "\n" << server.log();
     EXPECT_EQ(answer->status, 200) << worker_class;

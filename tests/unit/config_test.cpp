@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "config/allow_list.hpp"
+
 namespace qilin::config {
 namespace {
 
@@ -217,11 +219,42 @@ TEST(ApplyYaml, ProxyProtocolKeys) {
   EXPECT_EQ(yaml_error("proxy_allow_ips: {a: 1}\n"),
             "test.yaml:1:18: key 'proxy_allow_ips': expected a string or a list of strings, got "
             "a mapping");
-  EXPECT_EQ(validation_error("timeout: 3\nproxy_allow_ips: [10.0.0.1, 10.0.0.0/8]\n"),
-            "test.yaml:2:1: key 'proxy_allow_ips': cannot use '10.0.0.0/8': expected an IPv4 or "
-            "IPv6 address, or '*'");
-  EXPECT_THAT(validation_error("proxy_allow_ips: localhost\n"),
-              StartsWith("test.yaml:1:1: key 'proxy_allow_ips': cannot use 'localhost'"));
+  EXPECT_NO_THROW(validate(from_yaml("proxy_allow_ips: [10.0.0.1, 10.0.0.0/8]\n"), known_classes));
+  EXPECT_EQ(validation_error("timeout: 3\nproxy_allow_ips: [10.0.0.1, localhost]\n"),
+            "test.yaml:2:1: key 'proxy_allow_ips': cannot use 'localhost': expected an IPv4 or "
+            "IPv6 address, a network like 10.0.0.0/8, or '*'");
+}
+
+TEST(Validate, AllowListsNameTheEntryKeyAndPosition) {
+  EXPECT_EQ(validation_error("forwarded_allow_ips: '10.0.0.0/8, proxy.local'\n"),
+            "test.yaml:1:1: key 'forwarded_allow_ips': cannot use 'proxy.local': expected an IPv4 "
+            "or IPv6 address, a network like 10.0.0.0/8, or '*'");
+  EXPECT_EQ(validation_error("forwarded_allow_ips: [10.1.0.0/8]\n"),
+            "test.yaml:1:1: key 'forwarded_allow_ips': cannot use '10.1.0.0/8': it has bits set "
+            "beyond its /8 prefix");
+  for (const char* bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/8x", "::1/129", "10.0.0.0/-1"})
+    EXPECT_THAT(validation_error(std::string("forwarded_allow_ips: ['") + bad + "']\n"),
+                HasSubstr("the prefix length must be 0 to"))
+        << bad;
+}
+
+TEST(AllowList, AddressesNetworksAndEveryone) {
+  const std::vector<std::string> entries{"192.0.2.7", "10.0.0.0/8", "172.16.0.0/12",
+                                         "2001:db8::/32", "::1"};
+  const AllowList list(entries);
+  for (const char* allowed : {"192.0.2.7", "10.0.0.1", "10.255.255.255", "172.31.0.1",
+                              "2001:db8:1::5", "::1", "::ffff:10.1.2.3", "::ffff:192.0.2.7"})
+    EXPECT_TRUE(list.allows(allowed)) << allowed;
+  for (const char* refused : {"192.0.2.8", "11.0.0.1", "172.32.0.1", "2001:db9::1", "::2",
+                              "::ffff:11.0.0.1", "unix", "", "10.0.0.1 ", "not an address"})
+    EXPECT_FALSE(list.allows(refused)) << refused;
+
+  const std::vector<std::string> everyone{"10.0.0.1", "*"};
+  EXPECT_TRUE(AllowList(everyone).allows("203.0.113.9"));
+  const std::vector<std::string> all_ipv4{"0.0.0.0/0"};
+  EXPECT_TRUE(AllowList(all_ipv4).allows("203.0.113.9"));
+  EXPECT_FALSE(AllowList(all_ipv4).allows("2001:db8::1"));  // a family is not a prefix
+  EXPECT_FALSE(AllowList().allows("127.0.0.1"));            // the empty list trusts no one
 }
 
 TEST(ApplyYaml, IntegersAreDecimalWithOptionalSign) {
@@ -623,8 +656,9 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a",
                   "access_log_format=%(h)s %(D)s", "errorlog=e", "loglevel=debug", "pidfile=p",
-                  "user=u", "group=g", "umask=027", "forwarded_allow_ips=1.1.1.1", "proxy_protocol=true", "proxy_allow_ips=10.0.0.1",
-                  "statsd_host=127.0.0.1:8125", "statsd_prefix=web", "app=demo"));
+                  "user=u", "group=g", "umask=027", "forwarded_allow_ips=1.1.1.1",
+                  "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "statsd_host=127.0.0.1:8125",
+                  "statsd_prefix=web", "app=demo"));
 }
 
 TEST(CommandLine, ShortFlagsEqualsFormAndOrder) {
@@ -742,7 +776,7 @@ TEST_F(Build, ProxyProtocolFlags) {
               build_from({"--proxy-allow-from", "10.0.0.1,nowhere"});
             }),
             "key 'proxy_allow_ips' (from --proxy-allow-from): cannot use 'nowhere': expected an "
-            "IPv4 or IPv6 address, or '*'");
+            "IPv4 or IPv6 address, a network like 10.0.0.0/8, or '*'");
 }
 
 TEST_F(Build, LastScalarFlagWins) {
@@ -1019,8 +1053,7 @@ TEST(WorkerIdentity, AnotherUserNeedsRoot) {
   // the check is the one a user started without privileges meets.
   EXPECT_EXIT(
       {
-        if (::geteuid() == 0 &&
-            (::setgid(nobody().pw_gid) != 0 || ::setuid(nobody().pw_uid) != 0))
+        if (::geteuid() == 0 && (::setgid(nobody().pw_gid) != 0 || ::setuid(nobody().pw_uid) != 0))
           std::_Exit(3);
         Config config = from_yaml("user: root\n");
         std::string message = error_of([&] { validate(config, known_classes); });
