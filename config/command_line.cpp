@@ -63,6 +63,9 @@ const std::array flag_table{
     Flag{"-g,--group", "group", "GROUP",
          "run workers in this group (name or gid); default: the user's primary group"},
     Flag{"-m,--umask", "umask", "MASK", "file mode creation mask, octal (027)"},
+    Flag{"-e,--env", "raw_env", "NAME=VALUE",
+         "set an environment variable for the workers; repeat for several (replaces the file's "
+         "list)"},
     Flag{"--forwarded-allow-ips", "forwarded_allow_ips", "IPS",
          "comma-separated proxy addresses or networks (10.0.0.0/8) trusted for X-Forwarded-* "
          "headers ('*': any)"},

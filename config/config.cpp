@@ -73,6 +73,7 @@ const std::array key_table{
     Key{.name = "user", .field = &Config::user},
     Key{.name = "group", .field = &Config::group},
     Key{.name = "umask", .field = &Config::umask},
+    Key{.name = "raw_env", .field = &Config::raw_env},
     Key{.name = "forwarded_allow_ips",
         .field = &Config::forwarded_allow_ips,
         .comma_separated = true},
@@ -461,6 +462,10 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
   worker_identity(config);
   file_creation_mask(config);
+  for (const std::string& variable : config.raw_env)
+    if (variable.find('=') == std::string::npos || variable.starts_with('='))
+      fail(origin_of("raw_env"), "raw_env",
+           fmt::format("cannot use '{}': expected NAME=VALUE", variable));
   try {
     parse_access_log_format(config.access_log_format);
   } catch (const std::invalid_argument& error) {

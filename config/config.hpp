@@ -46,6 +46,7 @@ struct Config {
   std::string user;
   std::string group;
   std::string umask;  // octal, as the shell's umask takes it ("027"); empty: inherited
+  std::vector<std::string> raw_env;  // NAME=VALUE, in every worker's environment (gunicorn's -e)
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
   // PROXY protocol (v1/v2): peers in proxy_allow_ips ("*": all; unix-socket
   // peers always) must begin each connection with a header naming the client.

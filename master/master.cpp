@@ -489,6 +489,11 @@ void Master::spawn_worker() {
       // Still root here: a reuse_port worker binds its own socket, maybe to port 80.
       std::vector<sys::Listener> own = worker_listeners();
       if (auto identity = config::worker_identity(config_)) sys::become(*identity);
+      // Here, not in the master: a reload that drops a variable must drop it.
+      for (const std::string& variable : config_.raw_env) {
+        const size_t equals = variable.find('=');  // validated: present, not first
+        ::setenv(variable.substr(0, equals).c_str(), variable.c_str() + equals + 1, 1);
+      }
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
       auto worker = worker_class->make({.config = config_, .listeners = own, .slot = *slot});
       code = worker->main();

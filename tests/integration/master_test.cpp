@@ -157,6 +157,35 @@ TEST(Master, ReloadWithBrokenConfigKeepsServing) {
   EXPECT_EQ(response->status, 200);
 }
 
+// raw_env (gunicorn's -e): the workers' environment, as the access log's
+// %({NAME}e)s atom reads it, and a reload's workers see the reloaded list.
+TEST(Master, RawEnvReachesTheWorkersAndFollowsAReload) {
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  auto config = [&](const std::string& raw_env) {
+    return "app: hello\naccess_log_format: '%(U)s %({QILIN_TEST_GREETING}e)s'\naccesslog: " +
+           access + "\nraw_env: " + raw_env + "\n";
+  };
+  dir.write("qilin.yaml", config("[QILIN_TEST_GREETING=hello]"));
+  Server server({"-c", dir.file("qilin.yaml")});
+  ASSERT_TRUE(get(server.port(), "/first"));
+  EXPECT_TRUE(eventually([&] {
+    return read_file(access).find("/first hello\n") != std::string::npos;
+  })) << read_file(access);
+
+  const auto before = server.worker_pids();
+  dir.write("qilin.yaml", config("[]"));
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    auto now = server.worker_pids();
+    return now.size() == 1 && now != before;
+  })) << server.log();
+  ASSERT_TRUE(get(server.port(), "/second"));
+  EXPECT_TRUE(eventually([&] {
+    return read_file(access).find("/second -\n") != std::string::npos;
+  })) << read_file(access);
+}
+
 // gunicorn halts when a reload's workers cannot load the app, taking the
 // service down; here the workers of the configuration before keep serving.
 TEST(Master, ReloadWhoseAppFailsToLoadKeepsThePreviousWorkers) {

@@ -499,6 +499,7 @@ TEST(ToYaml, WritesEveryKeyInOrderAndNoOrigin) {
                         "user:",
                         "group:",
                         "umask:",
+                        "raw_env:",
                         "forwarded_allow_ips:",
                         "proxy_protocol:",
                         "proxy_allow_ips:",
@@ -554,7 +555,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.statsd_host, original.statsd_host);
   EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
   EXPECT_EQ(copy.access_log_format, original.access_log_format);
-  EXPECT_EQ(copy.origin.size(), 32u);
+  EXPECT_EQ(copy.origin.size(), 33u);
 }
 
 // --check-config prints to_yaml(); a control character in a value must come
@@ -640,6 +641,8 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                     "g",
                     "--umask",
                     "027",
+                    "--env",
+                    "A=1",
                     "--forwarded-allow-ips",
                     "1.1.1.1",
                     "--proxy-protocol",
@@ -656,7 +659,7 @@ TEST(CommandLine, EveryFlagBecomesAnOverride) {
                   "limit_request_line=11", "limit_request_fields=12", "limit_request_field_size=13",
                   "limit_request_body=14", "static_dir=s", "accesslog=a",
                   "access_log_format=%(h)s %(D)s", "errorlog=e", "loglevel=debug", "pidfile=p",
-                  "user=u", "group=g", "umask=027", "forwarded_allow_ips=1.1.1.1",
+                  "user=u", "group=g", "umask=027", "raw_env=A=1", "forwarded_allow_ips=1.1.1.1",
                   "proxy_protocol=true", "proxy_allow_ips=10.0.0.1", "statsd_host=127.0.0.1:8125",
                   "statsd_prefix=web", "app=demo"));
 }
@@ -1080,6 +1083,27 @@ TEST(Umask, OctalLikeTheShells) {
                   bad + "'")
         << bad;
   }
+}
+
+}  // namespace
+}  // namespace qilin::config
+
+namespace qilin::config {
+namespace {
+
+TEST(RawEnv, NameEqualsValueFromYamlAndRepeatedFlags) {
+  Config config = from_yaml("raw_env: [\"DATABASE_URL=postgres://db/app?a=b\", \"EMPTY=\"]\n");
+  EXPECT_THAT(config.raw_env, ElementsAre("DATABASE_URL=postgres://db/app?a=b", "EMPTY="));
+  EXPECT_NO_THROW(validate(config, known_classes));
+  auto cli = parse({"-e", "A=1,2", "--env", "B=x=y"});
+  ASSERT_TRUE(cli);
+  Config built = build(*cli, known_classes);
+  EXPECT_THAT(built.raw_env, ElementsAre("A=1,2", "B=x=y"));  // commas stay in the value
+  for (const char* bad : {"NOVALUE", "=value"})
+    EXPECT_EQ(
+        validation_error(std::string("raw_env: ['") + bad + "']\n"),
+        std::string("test.yaml:1:1: key 'raw_env': cannot use '") + bad + "': expected NAME=VALUE")
+        << bad;
 }
 
 }  // namespace
