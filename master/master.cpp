@@ -51,7 +51,6 @@ constexpr size_t kScoreboardSlots = 2048;
 // A worker that dies within this long of its start counts towards a crash loop.
 constexpr int64_t kQuickCrashMs = 10'000;
 constexpr int64_t kMaxBackoffMs = 10'000;
-constexpr int64_t kBootPollMs = 20;
 
 // The binary upgrade hands its listening sockets to the new master here.
 constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
@@ -157,10 +156,9 @@ int Master::run() {
   while (!exit_code_) {
     const int64_t now = monotonic_ms();
     const int64_t until_spawn = next_spawn_ms_ > now ? next_spawn_ms_ - now : 1000;
-    // A worker says it is ready only through the scoreboard: look often
-    // while one boots, so a reload retires the old generation promptly.
-    const int64_t until_look = any_worker_booting() ? kBootPollMs : 1000;
-    wait_for_signal(static_cast<int>(std::min(until_look, until_spawn)));
+    // Signals, exits and a worker's kWorkerBooted wake the loop; once a
+    // second it looks anyway (heartbeats, boot timeouts, an upgrade's end).
+    wait_for_signal(static_cast<int>(std::min<int64_t>(1000, until_spawn)));
     if (exit_code_) break;
     reap_workers();
     murder_workers();
@@ -298,6 +296,8 @@ void Master::wait_for_signal(int timeout_ms) {
 
 void Master::dispatch(int signal) {
   switch (signal) {
+    case workers::kWorkerBooted:
+      return;  // the loop's checks after this wake-up see the ready worker
     case SIGCHLD:
       return handle_chld();
     case SIGHUP:
@@ -480,7 +480,7 @@ void Master::spawn_worker() {
     // The child: forget the master's signal plumbing, become a worker, and
     // never return into the master's stack.
     signal_pipe_read_.reset();
-    signal_pipe_write_.reset();
+    sys::Fd master_wakeup = std::move(signal_pipe_write_);  // for kWorkerBooted
     status_listener_.fd.reset();
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
     slot->pid = ::getpid();
@@ -495,7 +495,10 @@ void Master::spawn_worker() {
         ::setenv(variable.substr(0, equals).c_str(), variable.c_str() + equals + 1, 1);
       }
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
-      auto worker = worker_class->make({.config = config_, .listeners = own, .slot = *slot});
+      auto worker = worker_class->make({.config = config_,
+                                        .listeners = own,
+                                        .slot = *slot,
+                                        .master_wakeup_fd = master_wakeup.release()});
       code = worker->main();
     } catch (const std::exception& error) {
       spdlog::error("worker failed to boot: {}", error.what());
@@ -611,12 +614,6 @@ int Master::ready_workers(uint64_t generation) const {
     ready += !worker.retiring && worker.generation == generation &&
              worker.slot->state.load() == WorkerState::Ready;
   return ready;
-}
-
-bool Master::any_worker_booting() const {
-  for (const auto& [pid, worker] : workers_)
-    if (worker.slot->state.load() == WorkerState::Booting) return true;
-  return false;
 }
 
 void Master::manage_workers() {

@@ -3,8 +3,11 @@
 //
 // Signals are queued by a handler that only writes the signal number to a
 // self-pipe; the loop wakes on the pipe or once a second, and dispatches each
-// to handle_<signal>(). Then: reap_workers (who died), murder_workers (who
-// missed the heartbeat), manage_workers (spawn or retire to the target count).
+// to handle_<signal>(). A worker that has booted writes kWorkerBooted to the
+// same pipe (it inherits the write end), so a reload's old generation is
+// retired as soon as the new one is up, without polling. Then: reap_workers
+// (who died), murder_workers (who missed the heartbeat), manage_workers
+// (spawn or retire to the target count).
 //
 // Binary upgrade (USR2), as nginx and gunicorn do it: the master forks and
 // re-executes its binary with the listening sockets inherited (their numbers
@@ -83,7 +86,6 @@ class Master {
   void murder_workers();
   void manage_workers();
   void retire_superseded_generations(const std::map<uint64_t, int>& ready_by_generation);
-  bool any_worker_booting() const;
   int ready_workers(uint64_t generation) const;
   std::optional<RestartReason> restart_reason(const WorkerProcess& worker, int status) const;
   void spawn_status();

@@ -118,6 +118,7 @@ Worker::Worker(const WorkerSetup& setup)
       listeners_(setup.listeners),
       slot_(setup.slot),
       master_pid_(::getppid()),
+      master_wakeup_(setup.master_wakeup_fd),
       pid_(::getpid()),
       access_format_(
           resolve_environment(config::parse_access_log_format(config_.access_log_format))),
@@ -142,6 +143,12 @@ int Worker::main() {
     return kExitBootError;
   }
   slot_.state = master::WorkerState::Ready;
+  // The master acts on readiness (READY=1 to systemd, retiring the generation
+  // a reload replaces) when it wakes: wake it now rather than at its next look.
+  if (master_wakeup_) {
+    [[maybe_unused]] auto ignored = ::write(master_wakeup_.get(), &kWorkerBooted, 1);
+    master_wakeup_.reset();
+  }
   run();
   slot_.state = master::WorkerState::Stopping;
   spdlog::default_logger()->flush();

@@ -64,10 +64,17 @@ inline master::ConnState state_of(const http::Session& session) noexcept {
 inline constexpr int kExitBootError = 3;
 inline constexpr int kExitAppLoadError = 4;
 
+// What a worker writes to the master's wake-up pipe once it has booted: not
+// a signal number, so the master's loop tells it from the signals queued on
+// the same pipe. A pipe, not a signal: a worker running as another user may
+// not signal a root master, but it may write to a descriptor it inherited.
+inline constexpr char kWorkerBooted = 0;
+
 struct WorkerSetup {
   const config::Config& config;
   std::span<sys::Listener> listeners;
   master::ScoreboardSlot& slot;
+  int master_wakeup_fd = -1;  // owned by the worker from here; -1: none
 };
 
 class Worker {
@@ -184,8 +191,9 @@ class Worker {
   sys::Fd wakeup_;
   sys::Fd proc_stat_;  // /proc/self/stat and statm, opened at boot, re-read with pread
   sys::Fd proc_statm_;
-  pid_t master_pid_;  // constructed in the child: getppid() is the master
-  pid_t pid_;         // read once: getpid() is a syscall
+  pid_t master_pid_;       // constructed in the child: getppid() is the master
+  sys::Fd master_wakeup_;  // written once (kWorkerBooted), then closed
+  pid_t pid_;              // read once: getpid() is a syscall
   std::vector<config::LogPiece> access_format_;
   config::AllowList forwarded_allowed_;  // forwarded_allow_ips, parsed once
   config::AllowList proxy_allowed_;      // proxy_allow_ips

@@ -300,6 +300,44 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
 }
 
 // ps and top show which process is which: the worker carries its IO model.
+// A booted worker wakes the master through the inherited pipe, so the master
+// need not poll the scoreboard while a worker boots: it sleeps, and still
+// retires the generation a reload replaced as soon as the new one is up.
+TEST(Master, MasterSleepsWhileAWorkerBootsAndWakesWhenItIsReady) {
+  TempDir dir;
+  const std::string gate = dir.file("gate");
+  dir.write("gate", "");
+  ::setenv("QILIN_TEST_BOOT_GATE", gate.c_str(), 1);
+  Server server({QILIN_GATED_BOOT_APP});
+  ::unsetenv("QILIN_TEST_BOOT_GATE");
+  const auto before = server.worker_pids();
+  std::filesystem::remove(gate);
+  server.signal(SIGHUP);
+  pid_t booting = 0;
+  ASSERT_TRUE(eventually([&] {
+    for (pid_t pid : server.worker_pids())
+      if (std::find(before.begin(), before.end(), pid) == before.end() &&
+          std::filesystem::exists(gate + "." + std::to_string(pid)))
+        booting = pid;
+    return booting != 0;
+  })) << server.log();
+
+  auto master_wakeups = [&] {  // each return from poll() is a voluntary switch
+    std::ifstream status("/proc/" + std::to_string(server.pid()) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("voluntary_ctxt_switches:")) return std::stol(line.substr(24));
+    return -1L;
+  };
+  const long at_start = master_wakeups();
+  std::this_thread::sleep_for(1s);  // nothing happens here: no event to wait for
+  const long woken = master_wakeups() - at_start;
+  EXPECT_LE(woken, 5) << "polling while a worker boots";  // 20 ms polling woke it ~50 times
+
+  dir.write("gate", "");
+  EXPECT_TRUE(eventually([&] { return server.worker_pids() == std::vector<pid_t>{booting}; }, 3s))
+      << server.log();
+}
+
 TEST(Master, WorkersAreNamedForTheirIoModel) {
   auto comm_of = [](const std::filesystem::path& file) {
     std::string name;
