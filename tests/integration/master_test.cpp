@@ -253,34 +253,51 @@ TEST(Master, HupReplacesWorkersAndTtinTtouChangeTheCount) {
   EXPECT_EQ(response->status, 200);
 }
 
-// A HUP that comes while the previous reload's workers are still booting
-// supersedes them: they are told to go at once instead of living on beside a
-// generation that will never need them (a HUP storm would pile them up).
-TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
-  TempDir dir;
-  const std::string gate = dir.file("gate");
-  dir.write("gate", "");
-  ::setenv("QILIN_TEST_BOOT_GATE", gate.c_str(), 1);
-  Server server({QILIN_GATED_BOOT_APP});
-  ::unsetenv("QILIN_TEST_BOOT_GATE");
-  std::filesystem::remove(gate);
-  // HUP, then the worker it started, once it waits at the gate.
-  auto reload = [&]() -> pid_t {
-    const auto before = server.worker_pids();
-    server.signal(SIGHUP);
+// qilin serving the gated test app (gated_boot_app.c), whose init waits
+// while the file `gate` is missing and leaves GATE.PID behind once it waits:
+// a way to hold a reload's worker in its boot. It starts with the gate open
+// and the gate is then closed.
+class GatedServer {
+ public:
+  GatedServer() : gate_(dir_.file("gate")) {
+    open_gate();
+    ::setenv("QILIN_TEST_BOOT_GATE", gate_.c_str(), 1);
+    server_.emplace(std::vector<std::string>{QILIN_GATED_BOOT_APP});
+    ::unsetenv("QILIN_TEST_BOOT_GATE");
+    std::filesystem::remove(gate_);
+  }
+  Server& server() { return *server_; }
+  void open_gate() const { dir_.write("gate", ""); }
+  // HUP, then the worker it started once that waits at the gate; 0 if none does.
+  pid_t reload_to_the_gate() {
+    const auto before = server_->worker_pids();
+    server_->signal(SIGHUP);
     pid_t booting = 0;
     eventually([&] {
-      for (pid_t pid : server.worker_pids())
+      for (pid_t pid : server_->worker_pids())
         if (std::find(before.begin(), before.end(), pid) == before.end() &&
-            std::filesystem::exists(gate + "." + std::to_string(pid)))
+            std::filesystem::exists(gate_ + "." + std::to_string(pid)))
           booting = pid;
       return booting != 0;
     });
     return booting;
-  };
-  const pid_t first = reload();
+  }
+
+ private:
+  TempDir dir_;
+  std::string gate_;
+  std::optional<Server> server_;
+};
+
+// A HUP that comes while the previous reload's workers are still booting
+// supersedes them: they are told to go at once instead of living on beside a
+// generation that will never need them (a HUP storm would pile them up).
+TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
+  GatedServer gated;
+  Server& server = gated.server();
+  const pid_t first = gated.reload_to_the_gate();
   ASSERT_NE(first, 0) << server.log();
-  const pid_t second = reload();
+  const pid_t second = gated.reload_to_the_gate();
   ASSERT_NE(second, 0) << server.log();
   EXPECT_TRUE(eventually([&] {
     auto pids = server.worker_pids();
@@ -291,7 +308,7 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
 
-  dir.write("gate", "");
+  gated.open_gate();
   EXPECT_TRUE(eventually([&] { return server.worker_pids() == std::vector<pid_t>{second}; }))
       << server.log();
   response = get(server.port(), "/");
@@ -299,29 +316,14 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
   EXPECT_EQ(response->body, "booted\n");
 }
 
-// ps and top show which process is which: the worker carries its IO model.
 // A booted worker wakes the master through the inherited pipe, so the master
 // need not poll the scoreboard while a worker boots: it sleeps, and still
 // retires the generation a reload replaced as soon as the new one is up.
 TEST(Master, MasterSleepsWhileAWorkerBootsAndWakesWhenItIsReady) {
-  TempDir dir;
-  const std::string gate = dir.file("gate");
-  dir.write("gate", "");
-  ::setenv("QILIN_TEST_BOOT_GATE", gate.c_str(), 1);
-  Server server({QILIN_GATED_BOOT_APP});
-  ::unsetenv("QILIN_TEST_BOOT_GATE");
-  const auto before = server.worker_pids();
-  std::filesystem::remove(gate);
-  server.signal(SIGHUP);
-  pid_t booting = 0;
-  ASSERT_TRUE(eventually([&] {
-    for (pid_t pid : server.worker_pids())
-      if (std::find(before.begin(), before.end(), pid) == before.end() &&
-          std::filesystem::exists(gate + "." + std::to_string(pid)))
-        booting = pid;
-    return booting != 0;
-  })) << server.log();
-
+  GatedServer gated;
+  Server& server = gated.server();
+  const pid_t booting = gated.reload_to_the_gate();
+  ASSERT_NE(booting, 0) << server.log();
   auto master_wakeups = [&] {  // each return from poll() is a voluntary switch
     std::ifstream status("/proc/" + std::to_string(server.pid()) + "/status");
     for (std::string line; std::getline(status, line);)
@@ -333,11 +335,12 @@ TEST(Master, MasterSleepsWhileAWorkerBootsAndWakesWhenItIsReady) {
   const long woken = master_wakeups() - at_start;
   EXPECT_LE(woken, 5) << "polling while a worker boots";  // 20 ms polling woke it ~50 times
 
-  dir.write("gate", "");
+  gated.open_gate();
   EXPECT_TRUE(eventually([&] { return server.worker_pids() == std::vector<pid_t>{booting}; }, 3s))
       << server.log();
 }
 
+// ps and top show which process is which: the worker carries its IO model.
 TEST(Master, WorkersAreNamedForTheirIoModel) {
   auto comm_of = [](const std::filesystem::path& file) {
     std::string name;
