@@ -79,19 +79,13 @@ bool abnormal(int status) {
   return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 }
 
-// Binds one configured address (bind or status_bind); throws naming it. A
-// Unix socket's file goes to the workers' user, so that a proxy in that
-// user's group can connect when umask keeps others out (gunicorn does this).
+// Binds one configured address (bind or status_bind); throws naming it.
 sys::Listener open_listener(const config::BindAddress& address, const std::string& spec,
-                            int backlog, bool reuse_port,
-                            const std::optional<sys::Identity>& owner) {
+                            int backlog, bool reuse_port) {
   try {
     switch (address.kind) {
-      case config::BindAddress::Kind::Unix: {
-        sys::Listener listener = sys::listen_unix(address.path, backlog, spec);
-        if (owner) sys::hand_over(address.path, *owner);
-        return listener;
-      }
+      case config::BindAddress::Kind::Unix:
+        return sys::listen_unix(address.path, backlog, spec);
       case config::BindAddress::Kind::Tcp6:
         return sys::listen_tcp(sys::Family::Tcp6, address.host, address.port, backlog, spec,
                                reuse_port);
@@ -148,6 +142,7 @@ int Master::run() {
     spdlog::critical("cannot listen: {}", error.what());
     return 1;
   }
+  hand_over_socket_files();
   install_signal_handlers();
   write_pidfile();
   spdlog::info("Using worker: {}", config_.worker_class);
@@ -211,13 +206,11 @@ void Master::acquire_listeners() {
 }
 
 void Master::bind_listeners() {
-  const auto identity = config::worker_identity(config_);
   std::vector<sys::Listener> bound;
   for (const auto& spec : config_.bind) {
     auto address = config::parse_bind(spec);
     if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
-    sys::Listener listener =
-        open_listener(*address, spec, config_.backlog, config_.reuse_port, identity);
+    sys::Listener listener = open_listener(*address, spec, config_.backlog, config_.reuse_port);
     const auto port = sys::local_port(listener.fd.get());
     switch (address->kind) {
       case config::BindAddress::Kind::Unix:
@@ -250,8 +243,7 @@ void Master::bind_status_listener() {
     throw config::ConfigError(
         fmt::format("key 'status_bind': cannot parse '{}'", config_.status_bind));
   try {
-    status_listener_ =
-        open_listener(*address, config_.status_bind, 64, false, config::worker_identity(config_));
+    status_listener_ = open_listener(*address, config_.status_bind, 64, false);
   } catch (const std::exception& error) {
     if (upgrading_from_ == 0) throw;
     spdlog::warn("status listener: {} (bound once the old master exits)", error.what());
@@ -383,6 +375,7 @@ void Master::handle_hup() {
   ++generation_;
   next_spawn_ms_ = 0;
   quick_crashes_ = 0;
+  hand_over_socket_files();
   manage_workers();
 }
 
@@ -831,6 +824,7 @@ bool Master::roll_back_reload(const std::string& reason) {
   target_workers_ = reload_fallback_->target_workers;
   reload_fallback_.reset();
   set_up_process_or_log(config_, "previous");
+  hand_over_socket_files();
   return true;
 }
 
@@ -847,6 +841,38 @@ bool Master::last_holder_of_listeners() const {
   const bool new_master_alive = new_master_pid_ != 0 && ::kill(new_master_pid_, 0) == 0;
   const bool old_master_alive = upgrading_from_ != 0 && ::getppid() == upgrading_from_;
   return !listeners_from_systemd_ && !new_master_alive && !old_master_alive;
+}
+
+// The Unix socket files this master made belong to the workers' user (the
+// master's own when `user` is unset), with the mode umask gives, so that a
+// proxy in that user's group can connect when umask keeps others out
+// (gunicorn hands them over at bind). Again after every reload: one that
+// changes the user or the mask does not re-make the sockets.
+void Master::hand_over_socket_files() {
+  if (!owns_socket_files()) return;  // systemd's or the old master's: theirs to set
+  const auto mask = config::file_creation_mask(config_);
+  std::optional<sys::Identity> workers_user;
+  try {
+    workers_user = config::worker_identity(config_);
+  } catch (const std::exception& error) {  // the account went away since the config was read
+    spdlog::error("socket files keep their owner: {}", error.what());
+    return;
+  }
+  const sys::Identity owner =
+      workers_user.value_or(sys::Identity{.uid = ::geteuid(), .gid = ::getegid(), .user = {}});
+  std::vector<const sys::Listener*> made{&status_listener_};
+  for (const auto& listener : listeners_) made.push_back(&listener);
+  for (const sys::Listener* listener : made) {
+    const std::string& path = listener->unix_path;
+    if (path.empty()) continue;
+    try {
+      sys::hand_over(path, owner);
+    } catch (const std::exception& error) {
+      spdlog::warn("{}: {}", path, error.what());
+    }
+    if (mask && ::chmod(path.c_str(), 0777 & ~static_cast<mode_t>(*mask)) != 0)
+      spdlog::warn("{}: {}", path, sys::describe("chmod", errno));
+  }
 }
 
 bool Master::owns_socket_files() const {

@@ -106,6 +106,7 @@ class Master {
   void write_pidfile();
   void remove_pidfile();
   bool owns_socket_files() const;
+  void hand_over_socket_files();
   bool last_holder_of_listeners() const;
 
   config::CommandLine command_line_;

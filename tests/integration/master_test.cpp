@@ -439,6 +439,47 @@ TEST(Master, WorkersRunAsTheConfiguredUser) {
   EXPECT_EQ(info.st_mode & 0777, 0640u);
 }
 
+// A reload that changes the user or the mask, but not `bind`, keeps its
+// sockets: their files are handed to the new user and mask all the same.
+TEST(Master, ReloadHandsTheSocketFileToTheNewUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  // getpwnam's entry lives in static storage: copy the numbers out at once.
+  const passwd* entry = ::getpwnam("nobody");
+  if (entry == nullptr) GTEST_SKIP() << "no 'nobody' account";
+  const uid_t first_uid = entry->pw_uid;
+  entry = ::getpwnam("daemon");
+  if (entry == nullptr) GTEST_SKIP() << "no 'daemon' account";
+  const uid_t second_uid = entry->pw_uid;
+  const gid_t second_gid = entry->pw_gid;
+  TempDir dir;
+  const std::string socket = dir.file("qilin.sock");
+  auto config = [&](const char* user, const char* umask) {
+    return std::string("user: ") + user + "\numask: '" + umask + "'\napp: hello\n";
+  };
+  dir.write("qilin.yaml", config("nobody", "027"));
+  // Flags outlive a reload (they are applied on top of the file again).
+  Server server({"-c", dir.file("qilin.yaml"), "-b", "unix:" + socket, "-b", "127.0.0.1:0"});
+  struct stat info {};
+  ASSERT_EQ(::stat(socket.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, first_uid);
+  EXPECT_EQ(info.st_mode & 0777, 0750u);
+
+  const auto before = server.worker_pids();
+  dir.write("qilin.yaml", config("daemon", "007"));
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    auto now = server.worker_pids();
+    return now.size() == 1 && now != before;
+  })) << server.log();
+  ASSERT_EQ(::stat(socket.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, second_uid);
+  EXPECT_EQ(info.st_gid, second_gid);
+  EXPECT_EQ(info.st_mode & 0777, 0770u);
+  auto answer = get(server.port(), "/");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+}
+
 TEST(Master, StuckWorkerIsKilledAfterTimeout) {
   Server server({"-k", "sync", "-t", "1", "demo"});
   auto before = server.worker_pids();
