@@ -58,12 +58,6 @@ int main(int argc, char** argv) {
     fmt::print("{}", config::to_yaml(config));
     return 0;
   }
-  try {
-    master::set_up_process(config);
-  } catch (const std::exception& error) {
-    fmt::print(stderr, "qilin: cannot open log: {}\n", error.what());
-    return 1;
-  }
   master::Master master(std::move(*command_line), std::move(config),
                         std::vector<std::string>(argv, argv + argc));
   return master.run();

@@ -56,15 +56,6 @@ constexpr int64_t kMaxBackoffMs = 10'000;
 constexpr const char* kListenFdsVariable = "QILIN_LISTEN_FDS";
 constexpr const char* kUpgradeFromVariable = "QILIN_UPGRADE_FROM";
 
-// On a reload the server keeps running whatever happens to its logs.
-void set_up_process_or_log(const config::Config& config, std::string_view which) {
-  try {
-    set_up_process(config);
-  } catch (const std::exception& error) {
-    spdlog::error("cannot reopen logs with the {} configuration: {}", which, error.what());
-  }
-}
-
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
@@ -107,14 +98,6 @@ std::string self_executable() {
 
 }  // namespace
 
-void set_up_process(const config::Config& config) {
-  if (auto mask = config::file_creation_mask(config)) ::umask(static_cast<mode_t>(*mask));
-  sys::setup_logging({.errorlog = config.errorlog,
-                      .accesslog = config.accesslog,
-                      .loglevel = config.loglevel,
-                      .owner = config::worker_identity(config)});
-}
-
 Master::Master(config::CommandLine command_line, config::Config config,
                std::vector<std::string> argv)
     : command_line_(std::move(command_line)),
@@ -132,6 +115,12 @@ Master::~Master() {
 }
 
 int Master::run() {
+  try {
+    set_up_process();
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "qilin: cannot start: {}\n", error.what());
+    return 1;
+  }
   spdlog::info("Starting qilin {}", QILIN_VERSION);
   scoreboard_.header().master_pid = ::getpid();
   raise_file_limit();
@@ -333,7 +322,7 @@ void Master::handle_hup() {
   auto previous = std::move(config_);
   config_ = std::move(fresh);
   // Before any bind: a new umask applies to a new Unix socket's file.
-  set_up_process_or_log(config_, "new");
+  set_up_process_or_log("new");
   const bool rebind = config_.bind != previous.bind || config_.backlog != previous.backlog ||
                       config_.reuse_port != previous.reuse_port;
   if (rebind && !adopted_listeners_) {
@@ -343,7 +332,7 @@ void Master::handle_hup() {
       spdlog::error("reload failed, keeping the running configuration: cannot listen: {}",
                     error.what());
       config_ = std::move(previous);
-      set_up_process_or_log(config_, "previous");
+      set_up_process_or_log("previous");
       return;
     }
   }
@@ -481,7 +470,7 @@ void Master::spawn_worker() {
     try {
       // Still root here: a reuse_port worker binds its own socket, maybe to port 80.
       std::vector<sys::Listener> own = worker_listeners();
-      if (auto identity = config::worker_identity(config_)) sys::become(*identity);
+      if (workers_user_) sys::become(*workers_user_);
       // Here, not in the master: a reload that drops a variable must drop it.
       for (const std::string& variable : config_.raw_env) {
         const size_t equals = variable.find('=');  // validated: present, not first
@@ -682,7 +671,7 @@ void Master::spawn_status() {
     ::prctl(PR_SET_NAME, "qilin-status");
     int code = 1;
     try {
-      if (auto identity = config::worker_identity(config_)) sys::become(*identity);
+      if (workers_user_) sys::become(*workers_user_);
       // After become(): a change of credentials clears the parent-death signal.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       spdlog::info("Status process started (pid: {})", ::getpid());
@@ -823,7 +812,7 @@ bool Master::roll_back_reload(const std::string& reason) {
   generation_ = reload_fallback_->generation;
   target_workers_ = reload_fallback_->target_workers;
   reload_fallback_.reset();
-  set_up_process_or_log(config_, "previous");
+  set_up_process_or_log("previous");
   hand_over_socket_files();
   return true;
 }
@@ -843,6 +832,27 @@ bool Master::last_holder_of_listeners() const {
   return !listeners_from_systemd_ && !new_master_alive && !old_master_alive;
 }
 
+// The workers' user is looked up here, once per configuration, and kept:
+// a worker respawned later must not depend on the passwd database (NSS,
+// perhaps LDAP) answering at that moment, nor find its account removed.
+void Master::set_up_process() {
+  workers_user_ = config::worker_identity(config_);
+  if (auto mask = config::file_creation_mask(config_)) ::umask(static_cast<mode_t>(*mask));
+  sys::setup_logging({.errorlog = config_.errorlog,
+                      .accesslog = config_.accesslog,
+                      .loglevel = config_.loglevel,
+                      .owner = workers_user_});
+}
+
+// On a reload the server keeps running whatever happens to its logs.
+void Master::set_up_process_or_log(std::string_view which) {
+  try {
+    set_up_process();
+  } catch (const std::exception& error) {
+    spdlog::error("cannot set up the {} configuration: {}", which, error.what());
+  }
+}
+
 // The Unix socket files this master made belong to the workers' user (the
 // master's own when `user` is unset), with the mode umask gives, so that a
 // proxy in that user's group can connect when umask keeps others out
@@ -851,15 +861,8 @@ bool Master::last_holder_of_listeners() const {
 void Master::hand_over_socket_files() {
   if (!owns_socket_files()) return;  // systemd's or the old master's: theirs to set
   const auto mask = config::file_creation_mask(config_);
-  std::optional<sys::Identity> workers_user;
-  try {
-    workers_user = config::worker_identity(config_);
-  } catch (const std::exception& error) {  // the account went away since the config was read
-    spdlog::error("socket files keep their owner: {}", error.what());
-    return;
-  }
   const sys::Identity owner =
-      workers_user.value_or(sys::Identity{.uid = ::geteuid(), .gid = ::getegid(), .user = {}});
+      workers_user_.value_or(sys::Identity{.uid = ::geteuid(), .gid = ::getegid(), .user = {}});
   std::vector<const sys::Listener*> made{&status_listener_};
   for (const auto& listener : listeners_) made.push_back(&listener);
   for (const sys::Listener* listener : made) {

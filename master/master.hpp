@@ -29,20 +29,16 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
 #include "master/scoreboard.hpp"
 #include "sys/fd.hpp"
+#include "sys/identity.hpp"
 #include "sys/socket.hpp"
 
 namespace qilin::master {
-
-// What a master takes from its configuration for itself and the processes
-// it forks, at start and on every reload: the file creation mask (before a
-// Unix socket or log file is made), then the logs, handed to the workers'
-// user. Throws when a log cannot be opened.
-void set_up_process(const config::Config& config);
 
 class Master {
  public:
@@ -106,6 +102,12 @@ class Master {
   void write_pidfile();
   void remove_pidfile();
   bool owns_socket_files() const;
+  // What the master takes from its configuration for itself and the
+  // processes it forks, at start and on every reload: the workers' user,
+  // the file creation mask (before a Unix socket or log file is made), then
+  // the logs, handed to that user. Throws when a log cannot be opened.
+  void set_up_process();
+  void set_up_process_or_log(std::string_view which);
   void hand_over_socket_files();
   bool last_holder_of_listeners() const;
 
@@ -128,8 +130,9 @@ class Master {
     int target_workers;
   };
   std::optional<ReloadFallback> reload_fallback_;
-  std::optional<int> exit_code_;  // set: leave the loop with this code
-  bool stopping_ = false;         // stop() began: exits are not restarts
+  std::optional<sys::Identity> workers_user_;  // config_'s user and group, resolved
+  std::optional<int> exit_code_;               // set: leave the loop with this code
+  bool stopping_ = false;                      // stop() began: exits are not restarts
   std::string reason_;
   sys::Fd signal_pipe_read_;
   sys::Fd signal_pipe_write_;

@@ -214,7 +214,6 @@ TEST_P(Conformance, StaticFileRangesAndRevalidation) {
   };
   EXPECT_EQ(multipart->body,
             expected_part(0, 4) + expected_part(length - 6, length - 1) + delimiter + "--\r\n");
-  EXPECT_EQ(multipart->header("content-length"), std::to_string(multipart->body.size()));
   if (keeps_alive()) {
     auto next = ranges.receive();
     ASSERT_TRUE(next);
