@@ -414,6 +414,17 @@ std::string_view origin_in(const Config& config, std::string_view key) {
   return it == config.origin.end() ? std::string_view{} : std::string_view(it->second);
 }
 
+// Someone coming from gunicorn types its class names; point at ours.
+std::string gunicorn_class_hint(std::string_view name,
+                                std::span<const std::string_view> worker_classes) {
+  static constexpr std::pair<std::string_view, std::string_view> kOurs[] = {
+      {"gthread", "threaded"}, {"gevent", "epoll"}, {"eventlet", "epoll"}, {"tornado", "epoll"}};
+  for (auto [theirs, ours] : kOurs)
+    if (name == theirs && std::ranges::find(worker_classes, ours) != worker_classes.end())
+      return fmt::format("; gunicorn's {} is closest to {}", theirs, ours);
+  return {};
+}
+
 }  // namespace
 
 void validate(const Config& config, std::span<const std::string_view> worker_classes) {
@@ -439,7 +450,8 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
     std::string known =
         worker_classes.empty() ? "none" : fmt::format("{}", fmt::join(worker_classes, ", "));
     fail(origin_of("worker_class"), "worker_class",
-         fmt::format("unknown worker class '{}' (known: {})", config.worker_class, known));
+         fmt::format("unknown worker class '{}' (known: {}){}", config.worker_class, known,
+                     gunicorn_class_hint(config.worker_class, worker_classes)));
   }
   if (std::ranges::find(log_levels, config.loglevel) == log_levels.end()) {
     fail(origin_of("loglevel"), "loglevel",

@@ -23,6 +23,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::ElementsAre;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -390,6 +391,22 @@ TEST(Validate, WorkerClassMustBeKnown) {
     config.worker_class = std::string(name);
     EXPECT_NO_THROW(validate(config, known_classes));
   }
+  EXPECT_THAT(message, Not(HasSubstr("closest")));
+}
+
+TEST(Validate, GunicornClassNamesPointAtTheClosestOfOurs) {
+  const std::string_view ours[] = {"sync", "threaded", "epoll", "io_uring"};
+  Config config;
+  config.worker_class = "gthread";
+  EXPECT_THAT(error_of([&] { validate(config, ours); }),
+              EndsWith("unknown worker class 'gthread' (known: sync, threaded, epoll, io_uring); "
+                       "gunicorn's gthread is closest to threaded"));
+  config.worker_class = "gevent";
+  EXPECT_THAT(error_of([&] { validate(config, ours); }),
+              EndsWith("gunicorn's gevent is closest to epoll"));
+  // No hint towards a class this build lacks.
+  const std::string_view only_sync[] = {"sync"};
+  EXPECT_THAT(error_of([&] { validate(config, only_sync); }), EndsWith("(known: sync)"));
 }
 
 TEST(Validate, LogLevelMustBeKnown) {
