@@ -58,6 +58,8 @@ const std::array flag_table{
     Flag{"--error-logfile", "errorlog", "FILE", "error log ('-': stderr)"},
     Flag{"--log-level", "loglevel", "LEVEL", "debug, info, warning, error or critical"},
     Flag{"-p,--pid", "pidfile", "FILE", "write the master's pid to FILE"},
+    Flag{"--chdir", "chdir", "DIR",
+         "work in DIR: relative paths (pidfile, logs, unix: binds, the app) are found there"},
     Flag{"-u,--user", "user", "USER",
          "run workers as this user (name or uid) when started as root"},
     Flag{"-g,--group", "group", "GROUP",

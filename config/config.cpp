@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <charconv>
 #include <concepts>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <memory>
@@ -70,6 +72,7 @@ const std::array key_table{
     Key{.name = "errorlog", .field = &Config::errorlog},
     Key{.name = "loglevel", .field = &Config::loglevel},
     Key{.name = "pidfile", .field = &Config::pidfile},
+    Key{.name = "chdir", .field = &Config::chdir},
     Key{.name = "user", .field = &Config::user},
     Key{.name = "group", .field = &Config::group},
     Key{.name = "umask", .field = &Config::umask},
@@ -474,6 +477,18 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   validate_statsd(config, origin_of("statsd_host"), origin_of("statsd_prefix"));
   worker_identity(config);
   file_creation_mask(config);
+  // Checked here, where qilin starts and where a reload reads its file, so a
+  // typo is a configuration error with its line rather than a failed start.
+  if (!config.chdir.empty()) {
+    struct stat status {};
+    const int error = ::stat(config.chdir.c_str(), &status) != 0 ? errno
+                      : !S_ISDIR(status.st_mode)                 ? ENOTDIR
+                      : ::access(config.chdir.c_str(), X_OK) != 0 ? errno
+                                                                   : 0;
+    if (error != 0)
+      fail(origin_of("chdir"), "chdir",
+           fmt::format("cannot change directory to '{}': {}", config.chdir, std::strerror(error)));
+  }
   for (const std::string& variable : config.raw_env)
     if (variable.find('=') == std::string::npos || variable.starts_with('='))
       fail(origin_of("raw_env"), "raw_env",

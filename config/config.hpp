@@ -40,6 +40,10 @@ struct Config {
   std::string errorlog = "-";                              // "-": stderr
   std::string loglevel = "info";                           // debug, info, warning, error, critical
   std::string pidfile;                                     // empty: none
+  // The directory the master and the workers work in, so relative paths
+  // (pidfile, logs, unix: binds, static_dir, the app library) are found
+  // there; relative to where qilin was started; empty: that directory.
+  std::string chdir;
   // Workers (and the status process) run as this account, by name or number,
   // when the master is root; empty: as the master. `group` defaults to the
   // user's primary group.

@@ -90,6 +90,13 @@ sys::Listener open_listener(const config::BindAddress& address, const std::strin
   throw std::runtime_error(fmt::format("{}: unknown address kind", spec));
 }
 
+// `path` from the working directory; as given if that is unknown.
+std::string absolute(const std::string& path) {
+  std::error_code unknown;
+  const auto resolved = std::filesystem::absolute(path, unknown);
+  return unknown ? path : resolved.string();
+}
+
 std::string self_executable() {
   std::error_code error;
   auto path = std::filesystem::read_symlink("/proc/self/exe", error);
@@ -104,6 +111,7 @@ Master::Master(config::CommandLine command_line, config::Config config,
       config_(std::move(config)),
       argv_(std::move(argv)),
       executable_(self_executable()),
+      start_directory_(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)),
       scoreboard_(kScoreboardSlots),
       target_workers_(config_.workers) {}
 
@@ -133,7 +141,7 @@ int Master::run() {
   }
   hand_over_socket_files();
   install_signal_handlers();
-  write_pidfile();
+  place_pidfile();
   spdlog::info("Using worker: {}", config_.worker_class);
   manage_workers();
 
@@ -313,10 +321,16 @@ void Master::handle_hup() {
   told_systemd_ready_ = false;
   config::Config fresh;
   try {
+    return_to_start_directory();  // where the -c file and a relative `chdir` are
     auto names = workers::worker_class_names();
     fresh = config::build(command_line_, names);
   } catch (const std::exception& error) {
     spdlog::error("reload failed, keeping the running configuration: {}", error.what());
+    try {
+      enter_working_directory();
+    } catch (const std::exception& lost) {
+      spdlog::error("{}", lost.what());
+    }
     return;
   }
   auto previous = std::move(config_);
@@ -365,6 +379,7 @@ void Master::handle_hup() {
   next_spawn_ms_ = 0;
   quick_crashes_ = 0;
   hand_over_socket_files();
+  place_pidfile();
   manage_workers();
 }
 
@@ -426,6 +441,8 @@ void Master::handle_usr2() {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
+    // The command line (a relative -c, say) means what it meant at the first start.
+    if (start_directory_) ::fchdir(start_directory_.get());
     std::vector<char*> args;
     for (auto& arg : argv_) args.push_back(arg.data());
     args.push_back(nullptr);
@@ -714,7 +731,6 @@ void Master::kill_workers(int signal) {
 void Master::watch_upgrade() {
   if (upgrading_from_ == 0 || ::getppid() == upgrading_from_) return;
   spdlog::info("the old master (pid: {}) exited: this master takes over", upgrading_from_);
-  const std::string old_path = pidfile_path();
   upgrading_from_ = 0;
   if (!config_.status_bind.empty() && !status_listener_.fd) {
     try {
@@ -723,8 +739,13 @@ void Master::watch_upgrade() {
       spdlog::error("status listener off: cannot listen: {}", error.what());
     }
   }
-  if (!config_.pidfile.empty() && ::rename(old_path.c_str(), pidfile_path().c_str()) != 0)
-    write_pidfile();
+  if (!pidfile_written_.empty()) {
+    const std::string path = absolute(pidfile_path());
+    if (::rename(pidfile_written_.c_str(), path.c_str()) == 0)
+      pidfile_written_ = path;
+    else
+      place_pidfile();
+  }
   sd_notify(0, fmt::format("MAINPID={}", ::getpid()).c_str());
 }
 
@@ -814,6 +835,7 @@ bool Master::roll_back_reload(const std::string& reason) {
   reload_fallback_.reset();
   set_up_process_or_log("previous");
   hand_over_socket_files();
+  place_pidfile();
   return true;
 }
 
@@ -836,12 +858,28 @@ bool Master::last_holder_of_listeners() const {
 // a worker respawned later must not depend on the passwd database (NSS,
 // perhaps LDAP) answering at that moment, nor find its account removed.
 void Master::set_up_process() {
+  enter_working_directory();
   workers_user_ = config::worker_identity(config_);
   if (auto mask = config::file_creation_mask(config_)) ::umask(static_cast<mode_t>(*mask));
   sys::setup_logging({.errorlog = config_.errorlog,
                       .accesslog = config_.accesslog,
                       .loglevel = config_.loglevel,
                       .owner = workers_user_});
+}
+
+// Always from the start directory: a relative `chdir` means the same
+// directory on every reload, not one nested in the last.
+void Master::enter_working_directory() {
+  return_to_start_directory();
+  if (!config_.chdir.empty() && ::chdir(config_.chdir.c_str()) != 0)
+    throw config::ConfigError(
+        fmt::format("key 'chdir': cannot change directory to '{}': {}", config_.chdir,
+                    std::strerror(errno)));
+}
+
+void Master::return_to_start_directory() {
+  if (start_directory_ && ::fchdir(start_directory_.get()) != 0)
+    throw sys::SysError("fchdir", errno);
 }
 
 // On a reload the server keeps running whatever happens to its logs.
@@ -888,19 +926,31 @@ std::string Master::pidfile_path() const {
   return upgrading_from_ ? config_.pidfile + ".2" : config_.pidfile;
 }
 
+// Where the configuration says, at start and after a reload: a reload that
+// changes `pidfile` or `chdir` moves the file, as gunicorn's does.
+void Master::place_pidfile() {
+  const std::string wanted =
+      config_.pidfile.empty() ? std::string() : absolute(pidfile_path());
+  if (wanted == pidfile_written_) return;
+  remove_pidfile();
+  if (!wanted.empty()) write_pidfile();
+}
+
 void Master::write_pidfile() {
-  if (config_.pidfile.empty()) return;
-  std::ofstream file(pidfile_path(), std::ios::trunc);
+  const std::string path = absolute(pidfile_path());
+  std::ofstream file(path, std::ios::trunc);
   file << ::getpid() << '\n';
-  if (!file) spdlog::error("cannot write pidfile {}: {}", pidfile_path(), std::strerror(errno));
+  if (!file) return spdlog::error("cannot write pidfile {}: {}", path, std::strerror(errno));
+  pidfile_written_ = path;
 }
 
 void Master::remove_pidfile() {
-  if (config_.pidfile.empty()) return;
-  std::ifstream file(pidfile_path());
+  if (pidfile_written_.empty()) return;
+  std::ifstream file(pidfile_written_);
   pid_t written = 0;
   // Only our own: after an upgrade the file names the new master.
-  if (file >> written && written == ::getpid()) ::unlink(pidfile_path().c_str());
+  if (file >> written && written == ::getpid()) ::unlink(pidfile_written_.c_str());
+  pidfile_written_.clear();
 }
 
 }  // namespace qilin::master

@@ -99,14 +99,18 @@ class Master {
   // the shared ones for the rest. Runs in the child; throws on bind errors.
   std::vector<sys::Listener> worker_listeners() const;
   std::string pidfile_path() const;
+  void place_pidfile();
   void write_pidfile();
   void remove_pidfile();
   bool owns_socket_files() const;
   // What the master takes from its configuration for itself and the
-  // processes it forks, at start and on every reload: the workers' user,
-  // the file creation mask (before a Unix socket or log file is made), then
-  // the logs, handed to that user. Throws when a log cannot be opened.
+  // processes it forks, at start and on every reload: the working directory
+  // (first: relative paths below mean what they mean there), the workers'
+  // user, the file creation mask (before a Unix socket or log file is made),
+  // then the logs, handed to that user. Throws when a log cannot be opened.
   void set_up_process();
+  void enter_working_directory();
+  void return_to_start_directory();
   void set_up_process_or_log(std::string_view which);
   void hand_over_socket_files();
   bool last_holder_of_listeners() const;
@@ -115,6 +119,11 @@ class Master {
   config::Config config_;
   std::vector<std::string> argv_;
   std::string executable_;  // resolved at start: a replaced binary is found by path on USR2
+  // Where qilin was started: the -c file, a relative `chdir` and, on USR2,
+  // the new binary's command line are read from here, however often
+  // `chdir` changes (-1 if it could not be opened: the current one then).
+  sys::Fd start_directory_;
+  std::string pidfile_written_;  // absolute: still ours to remove after `chdir` changes
   std::vector<sys::Listener> listeners_;
   bool adopted_listeners_ = false;       // from systemd or an upgrade: their files are not ours
   bool listeners_from_systemd_ = false;  // systemd holds them too, across our restarts

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "sys/error.hpp"
 
@@ -140,7 +141,11 @@ Listener listen_unix(const std::string& path, int backlog, const std::string& na
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
     throw SysError("bind", errno);
   listen_or_throw(fd, backlog);
-  return Listener{std::move(fd), name, path};
+  // Bound by the path as given (sun_path is short), kept absolute: a reload
+  // may change the working directory before the file is handed over or removed.
+  std::error_code unknown;
+  const auto file = std::filesystem::absolute(path, unknown);
+  return Listener{std::move(fd), name, unknown ? path : file.string()};
 }
 
 void refuse_new_connections(int listener) {

@@ -84,9 +84,11 @@ void TempDir::write(const std::string& name, const std::string& content) const {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& args, int output_fd) {
+pid_t spawn(const std::vector<std::string>& args, int output_fd,
+            const std::string& directory = {}) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
+  if (!directory.empty() && ::chdir(directory.c_str()) != 0) ::_exit(127);
   // Own process group: teardown kills master and workers at once. If the
   // test binary dies, the master gets TERM and stops its workers.
   ::setpgid(0, 0);
@@ -111,7 +113,7 @@ bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
 
 }  // namespace
 
-Server::Server(std::vector<std::string> args, int workers) {
+Server::Server(std::vector<std::string> args, int workers, const std::string& directory) {
   log_path_ = dir_.file("error.log");
   if (!has_flag(args, "-b") && !has_flag(args, "--bind")) {
     args.push_back("-b");
@@ -119,7 +121,7 @@ Server::Server(std::vector<std::string> args, int workers) {
   }
   args.push_back("--error-logfile");
   args.push_back(log_path_);
-  pid_ = spawn(args, -1);
+  pid_ = spawn(args, -1, directory);
   int status = 0;
   bool exited = false;
   bool ready = eventually(

@@ -55,8 +55,10 @@ struct ExitStatus {
 class Server {
  public:
   // Starts `qilin ARGS... -b 127.0.0.1:0 --error-logfile LOG` (unless ARGS has
-  // its own -b) and waits until it listens and `workers` workers booted.
-  explicit Server(std::vector<std::string> args, int workers = 1);
+  // its own -b) in `directory` (empty: the test's) and waits until it listens
+  // and `workers` workers booted.
+  explicit Server(std::vector<std::string> args, int workers = 1,
+                  const std::string& directory = {});
   ~Server();  // TERM, then KILL of the whole process group after 10 s
 
   uint16_t port() const { return port_; }

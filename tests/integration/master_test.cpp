@@ -548,6 +548,61 @@ TEST(Upgrade, TermToTheNewMasterRollsBack) {
   EXPECT_EQ(response->status, 200);
 }
 
+// gunicorn's --chdir: relative paths are found in `chdir`, the -c file and
+// a relative `chdir` where qilin started, however often a reload moves it.
+TEST(Master, ChdirIsWhereRelativePathsAreFoundAndAReloadMovesThePidfile) {
+  TempDir root;
+  for (const char* site : {"one", "two"}) {
+    std::filesystem::create_directories(root.file(std::string(site) + "/static"));
+    root.write(std::string(site) + "/static/site.txt", site);
+  }
+  root.write("q.yaml", "chdir: one\npidfile: q.pid\n");
+  Server server({"-c", "q.yaml", "-b", "127.0.0.1:0", "-b", "unix:q.sock", "demo"}, 1,
+                root.path());
+  EXPECT_EQ(read_pid(root.file("one/q.pid")), server.pid());
+  auto page = get(server.port(), "/static/site.txt");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->body, "one");
+  struct stat socket_file {};
+  EXPECT_EQ(::stat(root.file("one/q.sock").c_str(), &socket_file), 0);
+
+  root.write("q.yaml", "chdir: two\npidfile: q.pid\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return read_pid(root.file("two/q.pid")) == server.pid(); }))
+      << server.log();
+  EXPECT_FALSE(std::filesystem::exists(root.file("one/q.pid")));
+  ASSERT_TRUE(eventually([&] {
+    auto moved = get(server.port(), "/static/site.txt");
+    return moved && moved->body == "two";
+  })) << server.log();
+
+  // A directory that is not there fails the reload, not the server.
+  root.write("q.yaml", "chdir: three\npidfile: q.pid\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return server.log().find("q.yaml:1:1: key 'chdir': cannot change directory to 'three'") !=
+           std::string::npos;
+  })) << server.log();
+  auto kept = get(server.port(), "/static/site.txt");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->body, "two");
+
+  // The new binary reads the same relative -c from where qilin started.
+  root.write("q.yaml", "chdir: two\npidfile: q.pid\n");
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(root.file("two/q.pid.2"))) != 0; }))
+      << server.log();
+  ::kill(upgraded, SIGTERM);  // roll back
+  ASSERT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s)) << server.log();
+
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  EXPECT_FALSE(std::filesystem::exists(root.file("two/q.pid")));
+  EXPECT_FALSE(std::filesystem::exists(root.file("one/q.sock")))
+      << "the socket bound in the first directory is removed from there";
+}
+
 TEST(Master, CrashLoopBacksOff) {
   Server server({"-w", "1", "hello"});
   for (int crash = 0; crash < 3; ++crash) {

@@ -548,6 +548,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   original.errorlog = "";
   original.loglevel = "null";
   original.pidfile = "123";
+  original.chdir = "/srv/a site";
   original.forwarded_allow_ips = {};
   original.statsd_host = "[::1]:8125";
   original.statsd_prefix = "a.b";
@@ -567,12 +568,13 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.errorlog, "");
   EXPECT_EQ(copy.loglevel, "null");
   EXPECT_EQ(copy.pidfile, "123");
+  EXPECT_EQ(copy.chdir, "/srv/a site");
   EXPECT_THAT(copy.forwarded_allow_ips, IsEmpty());
   EXPECT_EQ(to_yaml(copy), to_yaml(original));
   EXPECT_EQ(copy.statsd_host, original.statsd_host);
   EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
   EXPECT_EQ(copy.access_log_format, original.access_log_format);
-  EXPECT_EQ(copy.origin.size(), 33u);
+  EXPECT_EQ(copy.origin.size(), 34u);
 }
 
 // --check-config prints to_yaml(); a control character in a value must come
@@ -758,6 +760,20 @@ class Build : public testing::Test {
 
   std::filesystem::path dir_;
 };
+
+TEST_F(Build, ChdirMustBeADirectoryWeCanEnter) {
+  const std::string file = write("plain", "not a directory");
+  const std::string yaml = write("q.yaml", "workers: 2\nchdir: " + dir_.string() + "\n");
+  EXPECT_EQ(build_from({"-c", yaml.c_str()}).chdir, dir_.string());
+  EXPECT_EQ(error_of([&] { build_from({"--chdir", file.c_str()}); }),
+            "key 'chdir' (from --chdir): cannot change directory to '" + file +
+                "': Not a directory");
+  const std::string missing = (dir_ / "missing").string();
+  const std::string typo = write("typo.yaml", "workers: 2\nchdir: " + missing + "\n");
+  EXPECT_EQ(error_of([&] { build_from({"-c", typo.c_str()}); }),
+            typo + ":2:1: key 'chdir': cannot change directory to '" + missing +
+                "': No such file or directory");
+}
 
 TEST_F(Build, DefaultsWithoutAnything) {
   Config config = build_from({});
