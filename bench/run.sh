@@ -217,7 +217,7 @@ report="$RESULTS/latest.md"
 python3 bench/report.py --rows "$rows" --idle-rows "$idle_rows" --sweep-rows "$sweep_rows" \
   --skipped "$skipped" --runs "$RUNS" --seconds "$RUN_SECONDS" --idle "$IDLE" \
   --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --sweep-data "$work/sweep.dat" >"$report"
-cp "$report" "$RESULTS/$(date -u +%Y-%m-%d).md"
+cp "$report" "$RESULTS/$(date -u +%Y-%m-%d-%H%M).md"  # two runs a day both stay
 if [[ -s "$sweep_rows" ]]; then
   if command -v gnuplot >/dev/null; then
     gnuplot -e "data='$work/sweep.dat'; out='$RESULTS'" bench/plot.gp
