@@ -51,6 +51,8 @@ const std::array flag_table{
     Flag{"--limit-request-field-size", "limit_request_field_size", "INT",
          "longest header field in bytes (0: no limit)"},
     Flag{"--limit-request-body", "limit_request_body", "INT", "largest request body in bytes"},
+    Flag{"--preload", "preload_app", "",
+         "load the app in the master before forking the workers (they share its memory)"},
     Flag{"--static-dir", "static_dir", "DIR", "directory the demo app serves under /static/"},
     Flag{"--access-logfile", "accesslog", "FILE", "access log ('-': stdout; empty: off)"},
     Flag{"--access-logformat", "access_log_format", "FORMAT",

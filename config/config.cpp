@@ -66,6 +66,7 @@ const std::array key_table{
     Key{.name = "limit_request_field_size", .field = &Config::limit_request_field_size},
     Key{.name = "limit_request_body", .field = &Config::limit_request_body},
     Key{.name = "app", .field = &Config::app},
+    Key{.name = "preload_app", .field = &Config::preload_app},
     Key{.name = "static_dir", .field = &Config::static_dir},
     Key{.name = "accesslog", .field = &Config::accesslog},
     Key{.name = "access_log_format", .field = &Config::access_log_format},

@@ -130,6 +130,13 @@ int Master::run() {
     return 1;
   }
   spdlog::info("Starting qilin {}", QILIN_VERSION);
+  try {
+    preloaded_app_ = preload_app();
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    spdlog::error("Reason: App failed to load.");
+    return workers::kExitAppLoadError;
+  }
   scoreboard_.header().master_pid = ::getpid();
   raise_file_limit();
   try {
@@ -337,6 +344,17 @@ void Master::handle_hup() {
   config_ = std::move(fresh);
   // Before any bind: a new umask applies to a new Unix socket's file.
   set_up_process_or_log("new");
+  // Before the old app is let go: a new one that cannot load leaves the
+  // running workers as they are, and no worker boots to fail.
+  std::optional<app::Handler> app;
+  try {
+    app = preload_app();
+  } catch (const std::exception& error) {
+    spdlog::error("reload failed, keeping the running configuration: {}", error.what());
+    config_ = std::move(previous);
+    set_up_process_or_log("previous");
+    return;
+  }
   const bool rebind = config_.bind != previous.bind || config_.backlog != previous.backlog ||
                       config_.reuse_port != previous.reuse_port;
   if (rebind && !adopted_listeners_) {
@@ -373,7 +391,8 @@ void Master::handle_hup() {
   if (rebind)
     reload_fallback_.reset();
   else if (ready_workers(generation_) >= target_workers_ || !reload_fallback_)
-    reload_fallback_ = ReloadFallback{previous, generation_, target_workers_};
+    reload_fallback_ = ReloadFallback{previous, generation_, target_workers_, preloaded_app_};
+  preloaded_app_ = std::move(app);
   target_workers_ = config_.workers;
   ++generation_;
   next_spawn_ms_ = 0;
@@ -497,7 +516,8 @@ void Master::spawn_worker() {
       auto worker = worker_class->make({.config = config_,
                                         .listeners = own,
                                         .slot = *slot,
-                                        .master_wakeup_fd = master_wakeup.release()});
+                                        .master_wakeup_fd = master_wakeup.release(),
+                                        .preloaded_app = preloaded_app_ ? &*preloaded_app_ : nullptr});
       code = worker->main();
     } catch (const std::exception& error) {
       spdlog::error("worker failed to boot: {}", error.what());
@@ -832,6 +852,7 @@ bool Master::roll_back_reload(const std::string& reason) {
   config_ = std::move(reload_fallback_->config);
   generation_ = reload_fallback_->generation;
   target_workers_ = reload_fallback_->target_workers;
+  preloaded_app_ = std::move(reload_fallback_->preloaded_app);
   reload_fallback_.reset();
   set_up_process_or_log("previous");
   hand_over_socket_files();
@@ -880,6 +901,17 @@ void Master::enter_working_directory() {
 void Master::return_to_start_directory() {
   if (start_directory_ && ::fchdir(start_directory_.get()) != 0)
     throw sys::SysError("fchdir", errno);
+}
+
+// In the master's working directory, as the master's user: gunicorn's
+// preload_app. What the app's initialisation leaves in memory is shared
+// copy-on-write by every worker; threads it starts are not (fork copies only
+// the thread that forks), so an app that starts threads must not be preloaded.
+std::optional<app::Handler> Master::preload_app() const {
+  if (!config_.preload_app) return std::nullopt;
+  app::Handler app = app::load_app(config_.app, {.static_dir = config_.static_dir});
+  spdlog::info("Preloaded the app: {}", config_.app);
+  return app;
 }
 
 // On a reload the server keeps running whatever happens to its logs.

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app/app.hpp"
 #include "config/config.hpp"
 #include "master/scoreboard.hpp"
 #include "sys/fd.hpp"
@@ -112,6 +113,9 @@ class Master {
   void enter_working_directory();
   void return_to_start_directory();
   void set_up_process_or_log(std::string_view which);
+  // preload_app: config_'s app, loaded here in the master; nullopt when it
+  // is off. Throws when the app cannot be loaded.
+  std::optional<app::Handler> preload_app() const;
   void hand_over_socket_files();
   bool last_holder_of_listeners() const;
 
@@ -137,9 +141,11 @@ class Master {
     config::Config config;
     uint64_t generation;
     int target_workers;
+    std::optional<app::Handler> preloaded_app;
   };
   std::optional<ReloadFallback> reload_fallback_;
   std::optional<sys::Identity> workers_user_;  // config_'s user and group, resolved
+  std::optional<app::Handler> preloaded_app_;  // config_'s app when preload_app is on
   std::optional<int> exit_code_;               // set: leave the loop with this code
   bool stopping_ = false;                      // stop() began: exits are not restarts
   std::string reason_;

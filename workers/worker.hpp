@@ -75,6 +75,7 @@ struct WorkerSetup {
   std::span<sys::Listener> listeners;
   master::ScoreboardSlot& slot;
   int master_wakeup_fd = -1;  // owned by the worker from here; -1: none
+  const app::Handler* preloaded_app = nullptr;  // preload_app: the master's; null: load it
 };
 
 class Worker {
@@ -178,7 +179,7 @@ class Worker {
   std::span<sys::Listener> listeners_;  // closed by take_backlog_and_close_listeners()
   master::ScoreboardSlot& slot_;
   http::Limits limits_;
-  app::Handler app_;  // loaded at boot, in the child
+  app::Handler app_;  // loaded at boot, in the child (or the master's copy, preloaded)
 
  private:
   void boot();
@@ -193,6 +194,7 @@ class Worker {
   sys::Fd proc_statm_;
   pid_t master_pid_;       // constructed in the child: getppid() is the master
   sys::Fd master_wakeup_;  // written once (kWorkerBooted), then closed
+  const app::Handler* preloaded_app_;
   pid_t pid_;              // read once: getpid() is a syscall
   std::vector<config::LogPiece> access_format_;
   config::AllowList forwarded_allowed_;  // forwarded_allow_ips, parsed once

@@ -5,6 +5,7 @@
  * A TERM ends the wait, as it would a slow start-up that honours it: the
  * app's own handler notes it and passes it on to the worker's. A 30 s bound
  * keeps a failed test from leaving a worker waiting forever.
+ * Every response names the process that ran the init (X-Initialised-By).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "app/qilin_app.h"
 
 static struct sigaction worker_handler;
+static int initialised_by; /* the pid that ran qilin_app_init_v1: a worker's, or the master's */
 static volatile sig_atomic_t terminated;
 
 static void note_term(int signal) {
@@ -26,6 +28,7 @@ static void note_term(int signal) {
 }
 
 int qilin_app_init_v1(void) {
+  initialised_by = (int)getpid();
   const char *gate = getenv("QILIN_TEST_BOOT_GATE");
   if (gate == NULL) return 0;
   /* Before the marker: a TERM sent once the test sees it reaches note_term. */
@@ -49,7 +52,10 @@ int qilin_app_handle_v1(const qilin_request *request, qilin_response *response,
                         const qilin_response_api *api) {
   (void)request;
   static const char text[] = "booted\n";
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", initialised_by);
   api->set_status(response, 200);
+  api->add_header(response, "X-Initialised-By", pid);
   api->write(response, text, strlen(text));
   return 0;
 }

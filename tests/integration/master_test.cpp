@@ -603,6 +603,47 @@ TEST(Master, ChdirIsWhereRelativePathsAreFoundAndAReloadMovesThePidfile) {
       << "the socket bound in the first directory is removed from there";
 }
 
+// gunicorn's preload_app: the master runs the app's init, the workers inherit it.
+TEST(Preload, TheMasterLoadsTheAppOnceAndTheWorkersInheritIt) {
+  auto initialised_by = [](uint16_t port) {
+    auto response = get(port, "/");
+    return response ? std::atoi(response->header("x-initialised-by").c_str()) : 0;
+  };
+  {
+    Server server({"-w", "2", QILIN_GATED_BOOT_APP}, 2);
+    const auto workers = server.worker_pids();
+    EXPECT_NE(std::find(workers.begin(), workers.end(), initialised_by(server.port())),
+              workers.end())
+        << "without preload_app each worker loads the app";
+  }
+  TempDir dir;
+  dir.write("q.yaml", std::string("preload_app: true\napp: ") + QILIN_GATED_BOOT_APP + "\n");
+  Server server({"-c", dir.file("q.yaml"), "-w", "2"}, 2);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(initialised_by(server.port()), server.pid());
+  EXPECT_EQ(occurrences(server.log(), "Preloaded the app"), 1u) << server.log();
+
+  // A reload loads the app again in the master: one that cannot load is
+  // refused there, and the running workers never notice.
+  const auto before = server.worker_pids();
+  dir.write("q.yaml", "preload_app: true\napp: /nonexistent/app.so\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return server.log().find("reload failed, keeping the running configuration: cannot load app "
+                             "library") != std::string::npos;
+  })) << server.log();
+  EXPECT_EQ(server.worker_pids(), before);
+  EXPECT_EQ(server.log().find("Booting worker", server.log().find("reload failed")),
+            std::string::npos);
+  EXPECT_EQ(initialised_by(server.port()), server.pid());
+}
+
+TEST(Preload, AnAppThatCannotLoadStopsTheStartBeforeAnyWorker) {
+  RunResult run = run_qilin({"--preload", "-b", "127.0.0.1:0", "/nonexistent/app.so"});
+  EXPECT_EQ(run.code, 4) << run.output;
+  EXPECT_NE(run.output.find("cannot load app library"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("Booting worker"), std::string::npos) << run.output;
+}
+
 TEST(Master, CrashLoopBacksOff) {
   Server server({"-w", "1", "hello"});
   for (int crash = 0; crash < 3; ++crash) {

@@ -543,6 +543,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   original.limit_request_body = 5'000'000'000;
   // Strings that YAML would read as something else unless quoted.
   original.app = "~";
+  original.preload_app = true;
   original.static_dir = "a: b #c";
   original.accesslog = "-";
   original.errorlog = "";
@@ -563,6 +564,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.limit_request_line, 0);
   EXPECT_EQ(copy.limit_request_body, 5'000'000'000);
   EXPECT_EQ(copy.app, "~");
+  EXPECT_TRUE(copy.preload_app);
   EXPECT_EQ(copy.static_dir, "a: b #c");
   EXPECT_EQ(copy.accesslog, "-");
   EXPECT_EQ(copy.errorlog, "");
@@ -574,7 +576,7 @@ TEST(ToYaml, RoundTripsThroughApplyYaml) {
   EXPECT_EQ(copy.statsd_host, original.statsd_host);
   EXPECT_EQ(copy.statsd_prefix, original.statsd_prefix);
   EXPECT_EQ(copy.access_log_format, original.access_log_format);
-  EXPECT_EQ(copy.origin.size(), 34u);
+  EXPECT_EQ(copy.origin.size(), 35u);
 }
 
 // --check-config prints to_yaml(); a control character in a value must come
