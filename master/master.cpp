@@ -755,6 +755,7 @@ void Master::watch_upgrade() {
   if (!config_.status_bind.empty() && !status_listener_.fd) {
     try {
       bind_status_listener();
+      hand_over_socket_files();
     } catch (const std::exception& error) {
       spdlog::error("status listener off: cannot listen: {}", error.what());
     }
@@ -929,12 +930,14 @@ void Master::set_up_process_or_log(std::string_view which) {
 // (gunicorn hands them over at bind). Again after every reload: one that
 // changes the user or the mask does not re-make the sockets.
 void Master::hand_over_socket_files() {
-  if (!owns_socket_files()) return;  // systemd's or the old master's: theirs to set
   const auto mask = config::file_creation_mask(config_);
   const sys::Identity owner =
       workers_user_.value_or(sys::Identity{.uid = ::geteuid(), .gid = ::getegid(), .user = {}});
+  // The status listener is always this master's own (an upgraded one binds
+  // it when the old one exits); bind's may be systemd's or the old master's.
   std::vector<const sys::Listener*> made{&status_listener_};
-  for (const auto& listener : listeners_) made.push_back(&listener);
+  if (owns_socket_files())
+    for (const auto& listener : listeners_) made.push_back(&listener);
   for (const sys::Listener* listener : made) {
     const std::string& path = listener->unix_path;
     if (path.empty()) continue;

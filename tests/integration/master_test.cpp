@@ -530,6 +530,39 @@ TEST(Upgrade, Usr2StartsANewMasterThatTakesOverThePidfile) {
   EXPECT_TRUE(read_file(pidfile).empty());
 }
 
+// The new master binds the status socket only once the old one has left it:
+// that late file is handed to the workers' user like the first.
+TEST(Upgrade, TheNewMastersStatusSocketGoesToTheWorkersUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const passwd* entry = ::getpwnam("nobody");
+  if (entry == nullptr) GTEST_SKIP() << "no 'nobody' account";
+  const uid_t nobody = entry->pw_uid;
+  TempDir dir;
+  const std::string pidfile = dir.file("qilin.pid"), status = dir.file("status.sock");
+  Server server({"-u", "nobody", "-m", "007", "-p", pidfile, "--status-bind", "unix:" + status,
+                 "hello"});
+  struct stat first {};
+  ASSERT_EQ(::stat(status.c_str(), &first), 0);
+  EXPECT_EQ(first.st_uid, nobody);
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
+      << server.log();
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  ASSERT_TRUE(eventually([&] {
+    return server.log().find("Status at: unix:" + status + " (" + std::to_string(upgraded) +
+                             ")") != std::string::npos;
+  })) << server.log();
+  struct stat rebound {};
+  EXPECT_TRUE(eventually([&] {  // bound, then handed over
+    return ::stat(status.c_str(), &rebound) == 0 && rebound.st_uid == nobody &&
+           (rebound.st_mode & 0777) == 0770;
+  })) << "uid " << rebound.st_uid << ", mode " << std::oct << (rebound.st_mode & 0777);
+  ::kill(upgraded, SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
+}
+
 TEST(Upgrade, TermToTheNewMasterRollsBack) {
   TempDir dir;
   const std::string pidfile = dir.file("qilin.pid");
