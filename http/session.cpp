@@ -400,7 +400,7 @@ struct Session::State {
   static bool to_origin_form(Request& r) {
     std::string_view target = r.target;
     const size_t scheme_end = target.find("://");
-    if (scheme_end == std::string_view::npos) return true;  // origin-form, "*", or the app's
+    if (scheme_end == std::string_view::npos) return false;
     const std::string_view scheme = target.substr(0, scheme_end);
     if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
     const size_t authority_at = scheme_end + 3;
@@ -433,7 +433,11 @@ struct Session::State {
     if (other_coding) return fail(501);
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
     if (host_count > 1 || (host_count == 0 && r.version_minor == 1)) return fail(400);
-    if (!r.target.starts_with('/') && !to_origin_form(r)) return fail(400);
+    // RFC 9112 §3.2: origin-form, absolute-form (made origin-form here), or
+    // "*" for an OPTIONS about the server as a whole (the app answers it);
+    // anything else ("GET *", "GET index.html") names no resource.
+    const bool server_wide = r.target == "*" && parser.method == HTTP_OPTIONS;
+    if (!r.target.starts_with('/') && !server_wide && !to_origin_form(r)) return fail(400);
     // Refused before the body is read; with Expect: 100-continue the client
     // then never sends it (RFC 9110 §10.1.1).
     if ((parser.flags & F_CONTENT_LENGTH) != 0 && parser.content_length > limits.body) {

@@ -1400,6 +1400,22 @@ TEST_F(SessionTest, AbsoluteFormBecomesOriginForm) {
   }
 }
 
+// RFC 9112 §3.2.4: the asterisk-form is for OPTIONS alone; a target in no
+// form at all is a bad request, not a path for the app to 404.
+TEST_F(SessionTest, AsteriskOnlyForOptionsAndNoTargetOutsideTheForms) {
+  Session options(Limits{});
+  options.feed("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(take(options).target, "*");
+  for (const char* bad : {"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+                          "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+                          "OPTIONS example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"}) {
+    Session s(Limits{});
+    s.feed(bad);
+    EXPECT_FALSE(s.next_request()) << bad;
+    EXPECT_EQ(status_of_first_response(s), "HTTP/1.1 400") << bad;
+  }
+}
+
 // ---- random scripts ------------------------------------------------------
 
 // What a worker may do to a session, in any order: feed mangled bytes in
