@@ -3,9 +3,9 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
-#include <sys/stat.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -482,10 +482,10 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
   // typo is a configuration error with its line rather than a failed start.
   if (!config.chdir.empty()) {
     struct stat status {};
-    const int error = ::stat(config.chdir.c_str(), &status) != 0 ? errno
-                      : !S_ISDIR(status.st_mode)                 ? ENOTDIR
+    const int error = ::stat(config.chdir.c_str(), &status) != 0  ? errno
+                      : !S_ISDIR(status.st_mode)                  ? ENOTDIR
                       : ::access(config.chdir.c_str(), X_OK) != 0 ? errno
-                                                                   : 0;
+                                                                  : 0;
     if (error != 0)
       fail(origin_of("chdir"), "chdir",
            fmt::format("cannot change directory to '{}': {}", config.chdir, std::strerror(error)));

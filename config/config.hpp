@@ -33,13 +33,13 @@ struct Config {
   int limit_request_fields = 100;       // 0..32768; 0: 32768 (as in gunicorn)
   int limit_request_field_size = 8190;  // 0: unlimited (as in gunicorn)
   int64_t limit_request_body = 1 << 20;
-  std::string app = "hello";          // built-in name or path to a shared library
+  std::string app = "hello";  // built-in name or path to a shared library
   // The master loads the app once and the workers inherit it at fork
   // (gunicorn's preload_app): one copy of its read-only memory, and a broken
   // app stops the start, or the reload, before any worker is forked.
   bool preload_app = false;
-  std::string static_dir = "static";  // the demo app's /static/ root
-  std::string accesslog;              // empty: off; "-": stdout
+  std::string static_dir = "static";                       // the demo app's /static/ root
+  std::string accesslog;                                   // empty: off; "-": stdout
   std::string access_log_format{kDefaultAccessLogFormat};  // see access_log_format.hpp
   std::string errorlog = "-";                              // "-": stderr
   std::string loglevel = "info";                           // debug, info, warning, error, critical

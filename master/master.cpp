@@ -513,11 +513,12 @@ void Master::spawn_worker() {
         ::setenv(variable.substr(0, equals).c_str(), variable.c_str() + equals + 1, 1);
       }
       const auto* worker_class = workers::find_worker_class(config_.worker_class);
-      auto worker = worker_class->make({.config = config_,
-                                        .listeners = own,
-                                        .slot = *slot,
-                                        .master_wakeup_fd = master_wakeup.release(),
-                                        .preloaded_app = preloaded_app_ ? &*preloaded_app_ : nullptr});
+      auto worker =
+          worker_class->make({.config = config_,
+                              .listeners = own,
+                              .slot = *slot,
+                              .master_wakeup_fd = master_wakeup.release(),
+                              .preloaded_app = preloaded_app_ ? &*preloaded_app_ : nullptr});
       code = worker->main();
     } catch (const std::exception& error) {
       spdlog::error("worker failed to boot: {}", error.what());
@@ -894,9 +895,8 @@ void Master::set_up_process() {
 void Master::enter_working_directory() {
   return_to_start_directory();
   if (!config_.chdir.empty() && ::chdir(config_.chdir.c_str()) != 0)
-    throw config::ConfigError(
-        fmt::format("key 'chdir': cannot change directory to '{}': {}", config_.chdir,
-                    std::strerror(errno)));
+    throw config::ConfigError(fmt::format("key 'chdir': cannot change directory to '{}': {}",
+                                          config_.chdir, std::strerror(errno)));
 }
 
 void Master::return_to_start_directory() {
@@ -964,8 +964,7 @@ std::string Master::pidfile_path() const {
 // Where the configuration says, at start and after a reload: a reload that
 // changes `pidfile` or `chdir` moves the file, as gunicorn's does.
 void Master::place_pidfile() {
-  const std::string wanted =
-      config_.pidfile.empty() ? std::string() : absolute(pidfile_path());
+  const std::string wanted = config_.pidfile.empty() ? std::string() : absolute(pidfile_path());
   if (wanted == pidfile_written_) return;
   remove_pidfile();
   if (!wanted.empty()) write_pidfile();

@@ -74,7 +74,7 @@ struct WorkerSetup {
   const config::Config& config;
   std::span<sys::Listener> listeners;
   master::ScoreboardSlot& slot;
-  int master_wakeup_fd = -1;  // owned by the worker from here; -1: none
+  int master_wakeup_fd = -1;                    // owned by the worker from here; -1: none
   const app::Handler* preloaded_app = nullptr;  // preload_app: the master's; null: load it
 };
 
@@ -195,7 +195,7 @@ class Worker {
   pid_t master_pid_;       // constructed in the child: getppid() is the master
   sys::Fd master_wakeup_;  // written once (kWorkerBooted), then closed
   const app::Handler* preloaded_app_;
-  pid_t pid_;              // read once: getpid() is a syscall
+  pid_t pid_;  // read once: getpid() is a syscall
   std::vector<config::LogPiece> access_format_;
   config::AllowList forwarded_allowed_;  // forwarded_allow_ips, parsed once
   config::AllowList proxy_allowed_;      // proxy_allow_ips

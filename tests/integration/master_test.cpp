@@ -539,8 +539,8 @@ TEST(Upgrade, TheNewMastersStatusSocketGoesToTheWorkersUser) {
   const uid_t nobody = entry->pw_uid;
   TempDir dir;
   const std::string pidfile = dir.file("qilin.pid"), status = dir.file("status.sock");
-  Server server({"-u", "nobody", "-m", "007", "-p", pidfile, "--status-bind", "unix:" + status,
-                 "hello"});
+  Server server(
+      {"-u", "nobody", "-m", "007", "-p", pidfile, "--status-bind", "unix:" + status, "hello"});
   struct stat first {};
   ASSERT_EQ(::stat(status.c_str(), &first), 0);
   EXPECT_EQ(first.st_uid, nobody);
@@ -551,14 +551,15 @@ TEST(Upgrade, TheNewMastersStatusSocketGoesToTheWorkersUser) {
   server.signal(SIGTERM);
   ASSERT_TRUE(server.wait_exit(10s));
   ASSERT_TRUE(eventually([&] {
-    return server.log().find("Status at: unix:" + status + " (" + std::to_string(upgraded) +
-                             ")") != std::string::npos;
+    return server.log().find("Status at: unix:" + status + " (" + std::to_string(upgraded) + ")") !=
+           std::string::npos;
   })) << server.log();
   struct stat rebound {};
   EXPECT_TRUE(eventually([&] {  // bound, then handed over
     return ::stat(status.c_str(), &rebound) == 0 && rebound.st_uid == nobody &&
            (rebound.st_mode & 0777) == 0770;
-  })) << "uid " << rebound.st_uid << ", mode " << std::oct << (rebound.st_mode & 0777);
+  })) << "uid "
+      << rebound.st_uid << ", mode " << std::oct << (rebound.st_mode & 0777);
   ::kill(upgraded, SIGTERM);
   EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
 }
@@ -590,8 +591,7 @@ TEST(Master, ChdirIsWhereRelativePathsAreFoundAndAReloadMovesThePidfile) {
     root.write(std::string(site) + "/static/site.txt", site);
   }
   root.write("q.yaml", "chdir: one\npidfile: q.pid\n");
-  Server server({"-c", "q.yaml", "-b", "127.0.0.1:0", "-b", "unix:q.sock", "demo"}, 1,
-                root.path());
+  Server server({"-c", "q.yaml", "-b", "127.0.0.1:0", "-b", "unix:q.sock", "demo"}, 1, root.path());
   EXPECT_EQ(read_pid(root.file("one/q.pid")), server.pid());
   auto page = get(server.port(), "/static/site.txt");
   ASSERT_TRUE(page);
@@ -661,8 +661,9 @@ TEST(Preload, TheMasterLoadsTheAppOnceAndTheWorkersInheritIt) {
   dir.write("q.yaml", "preload_app: true\napp: /nonexistent/app.so\n");
   server.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] {
-    return server.log().find("reload failed, keeping the running configuration: cannot load app "
-                             "library") != std::string::npos;
+    return server.log().find(
+               "reload failed, keeping the running configuration: cannot load app "
+               "library") != std::string::npos;
   })) << server.log();
   EXPECT_EQ(server.worker_pids(), before);
   EXPECT_EQ(server.log().find("Booting worker", server.log().find("reload failed")),

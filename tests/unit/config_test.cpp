@@ -767,12 +767,16 @@ TEST_F(Build, ChdirMustBeADirectoryWeCanEnter) {
   const std::string file = write("plain", "not a directory");
   const std::string yaml = write("q.yaml", "workers: 2\nchdir: " + dir_.string() + "\n");
   EXPECT_EQ(build_from({"-c", yaml.c_str()}).chdir, dir_.string());
-  EXPECT_EQ(error_of([&] { build_from({"--chdir", file.c_str()}); }),
-            "key 'chdir' (from --chdir): cannot change directory to '" + file +
-                "': Not a directory");
+  EXPECT_EQ(
+      error_of([&] {
+        build_from({"--chdir", file.c_str()});
+      }),
+      "key 'chdir' (from --chdir): cannot change directory to '" + file + "': Not a directory");
   const std::string missing = (dir_ / "missing").string();
   const std::string typo = write("typo.yaml", "workers: 2\nchdir: " + missing + "\n");
-  EXPECT_EQ(error_of([&] { build_from({"-c", typo.c_str()}); }),
+  EXPECT_EQ(error_of([&] {
+              build_from({"-c", typo.c_str()});
+            }),
             typo + ":2:1: key 'chdir': cannot change directory to '" + missing +
                 "': No such file or directory");
 }

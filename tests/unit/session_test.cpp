@@ -1406,9 +1406,9 @@ TEST_F(SessionTest, AsteriskOnlyForOptionsAndNoTargetOutsideTheForms) {
   Session options(Limits{});
   options.feed("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(take(options).target, "*");
-  for (const char* bad : {"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
-                          "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
-                          "OPTIONS example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"}) {
+  for (const char* bad :
+       {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+        "OPTIONS example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"}) {
     Session s(Limits{});
     s.feed(bad);
     EXPECT_FALSE(s.next_request()) << bad;
