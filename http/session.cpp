@@ -436,8 +436,9 @@ struct Session::State {
     // RFC 9112 §3.2: origin-form, absolute-form (made origin-form here), or
     // "*" for an OPTIONS about the server as a whole (the app answers it);
     // anything else ("GET *", "GET index.html") names no resource.
-    const bool server_wide = r.target == "*" && parser.method == HTTP_OPTIONS;
-    if (!r.target.starts_with('/') && !server_wide && !to_origin_form(r)) return fail(400);
+    if (!r.target.starts_with('/') && !(r.target == "*" && parser.method == HTTP_OPTIONS) &&
+        !to_origin_form(r))
+      return fail(400);
     // Refused before the body is read; with Expect: 100-continue the client
     // then never sends it (RFC 9110 §10.1.1).
     if ((parser.flags & F_CONTENT_LENGTH) != 0 && parser.content_length > limits.body) {

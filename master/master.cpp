@@ -70,13 +70,25 @@ bool abnormal(int status) {
   return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 }
 
+// `path` from the working directory; as given if that is unknown.
+std::string absolute(const std::string& path) {
+  std::error_code unknown;
+  const auto resolved = std::filesystem::absolute(path, unknown);
+  return unknown ? path : resolved.string();
+}
+
 // Binds one configured address (bind or status_bind); throws naming it.
 sys::Listener open_listener(const config::BindAddress& address, const std::string& spec,
                             int backlog, bool reuse_port) {
   try {
     switch (address.kind) {
-      case config::BindAddress::Kind::Unix:
-        return sys::listen_unix(address.path, backlog, spec);
+      case config::BindAddress::Kind::Unix: {
+        // Bound by the path as given (sun_path is short), kept absolute: a
+        // reload may change the directory before the file is handed over or removed.
+        sys::Listener listener = sys::listen_unix(address.path, backlog, spec);
+        listener.unix_path = absolute(listener.unix_path);
+        return listener;
+      }
       case config::BindAddress::Kind::Tcp6:
         return sys::listen_tcp(sys::Family::Tcp6, address.host, address.port, backlog, spec,
                                reuse_port);
@@ -88,13 +100,6 @@ sys::Listener open_listener(const config::BindAddress& address, const std::strin
     throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
   }
   throw std::runtime_error(fmt::format("{}: unknown address kind", spec));
-}
-
-// `path` from the working directory; as given if that is unknown.
-std::string absolute(const std::string& path) {
-  std::error_code unknown;
-  const auto resolved = std::filesystem::absolute(path, unknown);
-  return unknown ? path : resolved.string();
 }
 
 std::string self_executable() {
@@ -500,6 +505,7 @@ void Master::spawn_worker() {
     signal_pipe_read_.reset();
     sys::Fd master_wakeup = std::move(signal_pipe_write_);  // for kWorkerBooted
     status_listener_.fd.reset();
+    start_directory_.reset();  // the master's way back, not a worker's
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
     slot->pid = ::getpid();
     int code = workers::kExitBootError;
@@ -703,6 +709,7 @@ void Master::spawn_status() {
     // The child holds no client socket: only the status listener, if any.
     signal_pipe_read_.reset();
     signal_pipe_write_.reset();
+    start_directory_.reset();
     listeners_.clear();
     for (int signal : kHandledSignals) ::signal(signal, SIG_DFL);
     for (int signal : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::signal(signal, SIG_IGN);

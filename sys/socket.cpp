@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "sys/error.hpp"
 
@@ -141,11 +140,7 @@ Listener listen_unix(const std::string& path, int backlog, const std::string& na
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
     throw SysError("bind", errno);
   listen_or_throw(fd, backlog);
-  // Bound by the path as given (sun_path is short), kept absolute: a reload
-  // may change the working directory before the file is handed over or removed.
-  std::error_code unknown;
-  const auto file = std::filesystem::absolute(path, unknown);
-  return Listener{std::move(fd), name, unknown ? path : file.string()};
+  return Listener{std::move(fd), name, path};
 }
 
 void refuse_new_connections(int listener) {

@@ -17,7 +17,7 @@ namespace qilin::sys {
 struct Listener {
   Fd fd;
   std::string name;       // as configured: "127.0.0.1:8000", "unix:/run/qilin.sock"
-  std::string unix_path;  // for unix sockets: the file to remove at shutdown (absolute)
+  std::string unix_path;  // for unix sockets: the file to remove at shutdown
   // reuse_port: this socket only reserves the address (bound, not listening);
   // each worker listens on a socket of its own there (listen_beside).
   bool per_worker = false;

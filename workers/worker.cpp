@@ -117,9 +117,9 @@ Worker::Worker(const WorkerSetup& setup)
     : config_(setup.config),
       listeners_(setup.listeners),
       slot_(setup.slot),
+      app_(setup.preloaded_app ? *setup.preloaded_app : app::Handler{}),
       master_pid_(::getppid()),
       master_wakeup_(setup.master_wakeup_fd),
-      preloaded_app_(setup.preloaded_app),
       pid_(::getpid()),
       access_format_(
           resolve_environment(config::parse_access_log_format(config_.access_log_format))),
@@ -191,8 +191,7 @@ void Worker::boot() {
   // For the scoreboard's process figures; a /proc that cannot be read leaves them at 0.
   proc_stat_.reset(::open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
   proc_statm_.reset(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
-  app_ = preloaded_app_ ? *preloaded_app_
-                        : app::load_app(config_.app, {.static_dir = config_.static_dir});
+  if (!app_) app_ = app::load_app(config_.app, {.static_dir = config_.static_dir});
   boot_io();
   notify();
   spdlog::info("Booting worker with pid: {} ({})", ::getpid(), config_.worker_class);

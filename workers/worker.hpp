@@ -179,7 +179,7 @@ class Worker {
   std::span<sys::Listener> listeners_;  // closed by take_backlog_and_close_listeners()
   master::ScoreboardSlot& slot_;
   http::Limits limits_;
-  app::Handler app_;  // loaded at boot, in the child (or the master's copy, preloaded)
+  app::Handler app_;  // the master's copy (preload_app), or loaded at boot in the child
 
  private:
   void boot();
@@ -194,8 +194,7 @@ class Worker {
   sys::Fd proc_statm_;
   pid_t master_pid_;       // constructed in the child: getppid() is the master
   sys::Fd master_wakeup_;  // written once (kWorkerBooted), then closed
-  const app::Handler* preloaded_app_;
-  pid_t pid_;  // read once: getpid() is a syscall
+  pid_t pid_;              // read once: getpid() is a syscall
   std::vector<config::LogPiece> access_format_;
   config::AllowList forwarded_allowed_;  // forwarded_allow_ips, parsed once
   config::AllowList proxy_allowed_;      // proxy_allow_ips

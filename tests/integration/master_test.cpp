@@ -598,6 +598,11 @@ TEST(Master, ChdirIsWhereRelativePathsAreFoundAndAReloadMovesThePidfile) {
   EXPECT_EQ(page->body, "one");
   struct stat socket_file {};
   EXPECT_EQ(::stat(root.file("one/q.sock").c_str(), &socket_file), 0);
+  // The master keeps its start directory open; what it forks does not.
+  for (pid_t child : server.worker_pids())
+    for (const auto& fd : std::filesystem::directory_iterator(
+             "/proc/" + std::to_string(child) + "/fd", std::filesystem::directory_options{}))
+      EXPECT_NE(std::filesystem::read_symlink(fd.path()).string(), root.path()) << child;
 
   root.write("q.yaml", "chdir: two\npidfile: q.pid\n");
   server.signal(SIGHUP);
