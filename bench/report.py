@@ -265,7 +265,9 @@ def main():
         f"Machine: {machine()}.",
         f"Server pinned to core {args.server_core} (one worker process), wrk pinned to core "
         f"{args.client_core}; {args.runs} run(s) of {args.seconds} s per scenario, one in each "
-        f"pass over all the servers (a noisy minute falls on every server alike), medians.",
+        f"pass; within a pass every server runs a scenario in turn, each on a fresh start, so "
+        f"the runs a ratio compares are seconds apart (a noisy minute falls on them alike); "
+        f"medians.",
         "CPU µs/req = server utime+stime per request (master and workers; not qilin's status "
         "process); — when the run used under 5 clock ticks, too few to divide.",
         "Apps: qilin's built-in `demo`; gunicorn (Debian's, `-w 1`; gthread with `--threads 4` "

@@ -4,9 +4,11 @@
 # The server (one worker process: qilin -w 1, nginx worker_processes 1,
 # gunicorn -w 1) is pinned to core 0 and wrk to core 1, so the two never
 # fight for a core. Each scenario runs BENCH_RUNS times, once in each of
-# BENCH_RUNS passes over all the servers, and the report quotes medians: on a
-# shared, noisy machine a slow minute then falls on every server alike
-# rather than on whichever one was being measured; the server's CPU time per request comes from /proc/PID/stat
+# BENCH_RUNS passes, and the report quotes medians. Within a pass the servers
+# take turns scenario by scenario, each started fresh for its run: on a
+# shared, noisy machine a slow minute then falls on the runs a ratio
+# compares alike, not on whichever server was being measured. The server's
+# CPU time per request comes from /proc/PID/stat
 # (utime + stime of master and workers) over the run. For qilin, the
 # scoreboard's IO counters (/status.json before and after each run, see
 # bench/status_delta.py) give the IO model's cost per request. A plaintext
@@ -166,37 +168,37 @@ why_not() {
 pipelined_script="$work/pipelined.lua"
 cat bench/pipeline.lua bench/report.lua >"$pipelined_script"
 
-# bench_server SERVER PASS: one run of every scenario and sweep point. The
-# idle scenario is about memory and errors, not speed: first pass only.
-bench_server() {
-  local server=$1 pass=$2 url="http://127.0.0.1:$PORT" scenario reason c
-  echo "$server (pass $pass of $RUNS):" >&2
-  for scenario in "${SCENARIOS[@]}"; do
-    reason=$(why_not "$server" "$scenario")
-    if [[ -n "$reason" ]]; then
-      if ((pass == 1)); then echo "$scenario|$server|$reason" >>"$skipped"; fi
-      continue
-    fi
-    case "$scenario" in
-      plaintext) measure "$rows" "$server" plaintext -- -t1 -c50 -s bench/report.lua "$url/" ;;
-      # The same load with the server held to half its core (servers.sh).
-      plaintext-half-core)
-        enter_cpu_budget
-        measure "$rows" "$server" plaintext-half-core -- -t1 -c50 -s bench/report.lua "$url/"
-        leave_cpu_budget ;;
-      pipelined-16) measure "$rows" "$server" pipelined-16 -- -t1 -c50 -s "$pipelined_script" "$url/" -- 16 ;;
-      # The same 10 ms, two ways: /sleep lets an event loop serve others while
-      # it waits, /block holds whatever runs the handler (process, thread, loop).
-      sleep-10ms) measure "$rows" "$server" sleep-10ms -- -t1 -c200 -s bench/report.lua "$url/sleep?ms=10" ;;
-      block-10ms) measure "$rows" "$server" block-10ms -- -t1 -c50 -s bench/report.lua "$url/block?ms=10" ;;
-      static-64k) measure "$rows" "$server" static-64k -- -t1 -c50 -s bench/report.lua "$url/static/64k.bin" ;;
-      idle) if ((pass == 1)); then idle_scenario "$server" "$url/"; fi ;;
-      *) die "unknown scenario $scenario (BENCH_SCENARIOS)" ;;
-    esac
-  done
-  for c in "${SWEEP[@]}"; do
-    measure "$sweep_rows" "$server" "plaintext-c$c" -- -t1 -c"$c" -s bench/report.lua "$url/"
-  done
+# run_scenario SERVER SCENARIO PASS: one run, on a server started for it
+# and stopped after it, so that no run inherits another's connections, memory
+# or warm caches. The idle scenario is about memory and errors, not speed:
+# first pass only.
+run_scenario() {
+  local server=$1 scenario=$2 pass=$3 url="http://127.0.0.1:$PORT" reason
+  reason=$(why_not "$server" "$scenario")
+  if [[ -n "$reason" ]]; then
+    if ((pass == 1)); then echo "$scenario|$server|$reason" >>"$skipped"; fi
+    return 0
+  fi
+  [[ "$scenario" == idle ]] && ((pass > 1)) && return 0
+  start_server "$server"
+  case "$scenario" in
+    plaintext) measure "$rows" "$server" plaintext -- -t1 -c50 -s bench/report.lua "$url/" ;;
+    # The same load with the server held to half its core (servers.sh).
+    plaintext-half-core)
+      enter_cpu_budget
+      measure "$rows" "$server" plaintext-half-core -- -t1 -c50 -s bench/report.lua "$url/"
+      leave_cpu_budget ;;
+    pipelined-16) measure "$rows" "$server" pipelined-16 -- -t1 -c50 -s "$pipelined_script" "$url/" -- 16 ;;
+    # The same 10 ms, two ways: /sleep lets an event loop serve others while
+    # it waits, /block holds whatever runs the handler (process, thread, loop).
+    sleep-10ms) measure "$rows" "$server" sleep-10ms -- -t1 -c200 -s bench/report.lua "$url/sleep?ms=10" ;;
+    block-10ms) measure "$rows" "$server" block-10ms -- -t1 -c50 -s bench/report.lua "$url/block?ms=10" ;;
+    static-64k) measure "$rows" "$server" static-64k -- -t1 -c50 -s bench/report.lua "$url/static/64k.bin" ;;
+    idle) idle_scenario "$server" "$url/" ;;
+    plaintext-c*) measure "$sweep_rows" "$server" "$scenario" -- -t1 -"${scenario#plaintext-}" -s bench/report.lua "$url/" ;;
+    *) die "unknown scenario $scenario (BENCH_SCENARIOS)" ;;
+  esac
+  stop_server
 }
 
 make_static_file
@@ -204,11 +206,14 @@ make_static_file
 chmod 755 "$work" # nginx's worker runs as nobody and must reach $work/static
 available_servers=()
 for server in "${SERVERS[@]}"; do available "$server" && available_servers+=("$server"); done
+# Scenario by scenario, every server in turn: the runs a ratio compares are
+# seconds apart, not minutes, so the machine's drift falls on them alike.
+sweep_scenarios=()
+for c in "${SWEEP[@]}"; do sweep_scenarios+=("plaintext-c$c"); done
 for pass in $(seq "$RUNS"); do
-  for server in "${available_servers[@]}"; do
-    start_server "$server"
-    bench_server "$server" "$pass"
-    stop_server
+  for scenario in "${SCENARIOS[@]}" "${sweep_scenarios[@]}"; do
+    echo "$scenario (pass $pass of $RUNS):" >&2
+    for server in "${available_servers[@]}"; do run_scenario "$server" "$scenario" "$pass"; done
   done
 done
 
