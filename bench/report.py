@@ -7,8 +7,8 @@ concurrency sweep, and a few sentences that read the numbers, each sentence
 written only when the rows it quotes were measured. It also writes the
 sweep's data file for bench/plot.gp (one block per server).
 
-Row files, '|'-separated, one line per measured run (one per pass; the
-report quotes the median of the passes):
+Row files, '|'-separated, one line per measured run (one per pass, in pass
+order; the report quotes the median of the passes):
     rows, sweep   scenario|server|req/s|p50 µs|p99 µs|CPU µs/req|syscalls/req|
                   req/wake-up|compl/submit|ctx-sw/req|socket errors|non-2xx
     idle          server|opened|still open|KiB per connection|req/s|socket errors|non-2xx
@@ -35,7 +35,8 @@ def read_rows(path):
 
 def median_rows(rows):
     """One row per (scenario, server) from the passes' rows: the median of
-    each measured column ("-" when any pass had none), errors summed."""
+    each measured column ("-" when any pass had none), errors summed, and
+    last the ratio to nginx's req/s (see paired_ratio)."""
     groups = {}
     for cells in rows:
         groups.setdefault((cells[0], cells[1]), []).append(cells)
@@ -46,8 +47,19 @@ def median_rows(rows):
             values = [number(cells[column]) for cells in runs]
             row.append("-" if None in values else str(statistics.median(values)))
         row += [str(sum(int(cells[column]) for cells in runs)) for column in (10, 11)]
+        row.append(paired_ratio(runs, groups.get((scenario, "nginx"), [])))
         merged.append(row)
     return merged
+
+
+def paired_ratio(runs, nginx_runs):
+    """The median over the passes of req/s divided by nginx's req/s in the
+    same pass, "-" without nginx. Within a pass nginx ran the scenario seconds
+    earlier, so each quotient compares two runs on the same machine; a
+    quotient of medians could pair a fast pass with a slow one."""
+    quotients = [number(ours[2]) / number(theirs[2]) for ours, theirs in zip(runs, nginx_runs)
+                 if number(ours[2]) is not None and number(theirs[2])]
+    return str(statistics.median(quotients)) if quotients else "-"
 
 
 def number(text):
@@ -64,6 +76,7 @@ class Row:
         (self.rps, self.p50, self.p99, self.cpu, self.syscalls, self.per_wakeup,
          self.per_submit, self.switches) = (number(cell) for cell in cells[2:10])
         self.socket_errors, self.non2xx = int(cells[10]), int(cells[11])
+        self.versus_nginx = number(cells[12])
 
 
 def cell(value, digits=0, dash="—"):
@@ -93,7 +106,6 @@ def machine():
 
 
 def scenario_table(rows, server_order):
-    nginx = {row.scenario: row.rps for row in rows if row.server == "nginx"}
     rows = sorted(rows, key=lambda row: (SCENARIO_ORDER.index(row.scenario)
                                          if row.scenario in SCENARIO_ORDER else 99,
                                          server_order.index(row.server)))
@@ -101,8 +113,7 @@ def scenario_table(rows, server_order):
            "| syscalls/req | req/wake-up | compl/submit | ctx-sw/req | errors (socket/non-2xx) |")
     yield "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in rows:
-        reference = nginx.get(row.scenario)
-        versus = f"{row.rps / reference:.2f}x" if reference and row.rps is not None else "—"
+        versus = f"{row.versus_nginx:.2f}x" if row.versus_nginx is not None else "—"
         # wrk reports no p99 for pipelined runs (its latency is per batch): say so, not 0.
         p99 = cell(row.p99) if row.p99 else "—"
         yield (f"| {row.scenario} | {row.server} | {cell(row.rps)} | {versus} | {cell(row.p50)} "
@@ -196,13 +207,12 @@ def findings(rows, points):
         out.append(f"`io_uring` needs {uring.syscalls:.2f} syscalls per request{versus}: one "
                    f"`io_uring_enter` returns {uring.per_submit:.1f} completions.")
     half = {server: get("plaintext-half-core", server) for server in ("nginx", "epoll", "io_uring")}
-    if half["nginx"] and half["nginx"].rps and half["io_uring"] and half["io_uring"].rps:
-        base = half["nginx"].rps
-        also = (f", `epoll` {half['epoll'].rps / base:.2f}x" if half["epoll"] and half["epoll"].rps
-                else "")
+    if half["nginx"] and half["io_uring"] and half["io_uring"].versus_nginx:
+        also = (f", `epoll` {half['epoll'].versus_nginx:.2f}x"
+                if half["epoll"] and half["epoll"].versus_nginx else "")
         out.append(f"Held to half a core each, the server rather than wrk is the limit: "
                    f"`io_uring` serves {half['io_uring'].rps:,.0f} req/s, "
-                   f"{half['io_uring'].rps / base:.2f}x nginx's {base:,.0f}{also}.")
+                   f"{half['io_uring'].versus_nginx:.2f}x nginx's {half['nginx'].rps:,.0f}{also}.")
     if threaded and threaded.switches is not None and epoll and epoll.switches is not None:
         out.append(f"`threaded` pays {threaded.switches:.3f} context switches per request where "
                    f"`epoll` pays {epoll.switches:.3f}: each readable connection is handed from "
@@ -267,7 +277,8 @@ def main():
         f"{args.client_core}; {args.runs} run(s) of {args.seconds} s per scenario, one in each "
         f"pass; within a pass every server runs a scenario in turn, each on a fresh start, so "
         f"the runs a ratio compares are seconds apart (a noisy minute falls on them alike); "
-        f"medians.",
+        f"medians. \"vs nginx\" is the median of the passes' ratios, each pass's run against "
+        f"nginx's run of the same pass.",
         "CPU µs/req = server utime+stime per request (master and workers; not qilin's status "
         "process); — when the run used under 5 clock ticks, too few to divide.",
         "Apps: qilin's built-in `demo`; gunicorn (Debian's, `-w 1`; gthread with `--threads 4` "
