@@ -161,14 +161,16 @@ Server::~Server() {
 
 std::string Server::log() const { return read_file(log_path_); }
 
-std::vector<pid_t> Server::worker_pids() const {
+std::vector<pid_t> children_of(pid_t parent) {
   std::vector<pid_t> pids;
-  std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
+  std::ifstream children("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) +
                          "/children");
   pid_t child;
   while (children >> child) pids.push_back(child);
   return pids;
 }
+
+std::vector<pid_t> Server::worker_pids() const { return children_of(pid_); }
 
 void Server::signal(int number) const { ::kill(pid_, number); }
 

@@ -29,6 +29,8 @@ size_t occurrences(const std::string& text, const std::string& needle);
 // The pid a pidfile holds, 0 when it is empty or missing.
 pid_t read_pid(const std::string& path);
 bool process_alive(pid_t pid);
+// The processes `parent` forked that are still running, from /proc.
+std::vector<pid_t> children_of(pid_t parent);
 
 // A port on 127.0.0.1 nobody listens on right now, for programs that cannot
 // bind port 0 and report it (nginx, status_bind). Racy by nature: a caller

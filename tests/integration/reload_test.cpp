@@ -1,15 +1,19 @@
 // Reloads and upgrades under a real load: wrk keeps 16 keep-alive
 // connections busy while the master replaces every worker, and not one
 // request may fail (gunicorn's most common deployment complaint).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <future>
-#include <thread>
+#include <sstream>
 
 #include "tests/integration/harness.hpp"
 
@@ -38,23 +42,92 @@ struct WrkResult {
   bool all_2xx() const { return output.find("Non-2xx") == std::string::npos; }
 };
 
-// Starts wrk for `seconds` in the background; bounded by `timeout`.
-std::future<WrkResult> start_wrk(uint16_t port, int seconds) {
-  return std::async(std::launch::async, [port, seconds] {
-    WrkResult result;
-    const std::string command =
-        "timeout " + std::to_string(seconds + 15) + " wrk -t1 -c16 -d" + std::to_string(seconds) +
-        "s --timeout 5s http://127.0.0.1:" + std::to_string(port) + "/ 2>&1";
-    if (FILE* pipe = ::popen(command.c_str(), "r")) {
-      char chunk[512];
-      while (size_t n = std::fread(chunk, 1, sizeof chunk, pipe)) result.output.append(chunk, n);
-      result.ran = ::pclose(pipe) == 0;
+// wrk in the background with 16 keep-alive connections until stop(): SIGINT
+// makes wrk stop, print its summary and exit, so a test acts on events (the
+// access log shows who served) rather than on a fixed duration. The
+// destructor kills a wrk that a failed assertion left running.
+class Load {
+ public:
+  explicit Load(uint16_t port) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    int output[2];
+    if (::pipe2(output, O_CLOEXEC) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(output[1], STDOUT_FILENO);
+      ::dup2(output[1], STDERR_FILENO);
+      ::execlp("wrk", "wrk", "-t1", "-c16", "-d60s", "--timeout", "5s", url.c_str(), nullptr);
+      ::_exit(127);
     }
+    ::close(output[1]);
+    output_ = output[0];
+  }
+  Load(const Load&) = delete;
+  Load& operator=(const Load&) = delete;
+  ~Load() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (output_ >= 0) ::close(output_);
+  }
+
+  WrkResult stop() {
+    WrkResult result;
+    if (pid_ <= 0) return result;
+    ::kill(pid_, SIGINT);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    char chunk[512];
+    for (;;) {  // wrk's summary, up to EOF
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd readable{output_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) break;
+      const ssize_t n = ::read(output_, chunk, sizeof chunk);
+      if (n <= 0) break;
+      result.output.append(chunk, static_cast<size_t>(n));
+    }
+    int status = 0;
+    eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; });
+    if (::kill(pid_, 0) == 0) {  // still there after its output ended: not a clean stop
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+    result.ran = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     return result;
-  });
-}
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int output_ = -1;
+};
 
 bool has_wrk() { return std::system("command -v wrk > /dev/null") == 0; }
+
+// The servers under load log one line per response naming the worker that
+// served it ("<pid>", gunicorn's %(p)s): the events a test waits for are a
+// generation of workers having served a good share of the load.
+const char* const kAccessLogFormat = "%(p)s";
+constexpr size_t kAShareOfTheLoad = 2000;
+
+bool served_a_share(const std::string& access_log, const std::vector<pid_t>& workers) {
+  std::istringstream lines(read_file(access_log));
+  size_t served = 0;
+  for (std::string line; std::getline(lines, line);) {
+    pid_t pid = 0;
+    if (std::sscanf(line.c_str(), "<%d>", &pid) == 1 &&
+        std::find(workers.begin(), workers.end(), pid) != workers.end())
+      ++served;
+  }
+  return served >= kAShareOfTheLoad;
+}
+
+std::string config_under_load(const TempDir& dir, const std::string& worker_class) {
+  return "workers: 2\napp: hello\nworker_class: " + worker_class +
+         "\naccesslog: " + dir.file("access.log") + "\naccess_log_format: '" + kAccessLogFormat +
+         "'\n";
+}
 
 bool all_replaced(const std::vector<pid_t>& before, const std::vector<pid_t>& now, size_t count) {
   if (now.size() != count) return false;
@@ -67,17 +140,21 @@ TEST(ReloadUnderLoad, HupReplacesEveryWorkerWithoutAFailedRequest) {
   if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
   for (const char* worker_class : {"epoll", "io_uring", "threaded"}) {
     TempDir dir;
-    dir.write("qilin.yaml",
-              std::string("workers: 2\napp: hello\nworker_class: ") + worker_class + "\n");
+    const std::string access = dir.file("access.log");
+    dir.write("qilin.yaml", config_under_load(dir, worker_class));
     Server server({"-c", dir.file("qilin.yaml")}, 2);
-    auto load = start_wrk(server.port(), 4);
-    std::this_thread::sleep_for(1s);
-    auto before = server.worker_pids();
+    Load load(server.port());
+    const auto before = server.worker_pids();
+    ASSERT_TRUE(eventually([&] { return served_a_share(access, before); })) << worker_class;
     server.signal(SIGHUP);
     EXPECT_TRUE(eventually([&] { return all_replaced(before, server.worker_pids(), 2); }, 5s))
         << worker_class << "\n"
         << server.log();
-    auto result = load.get();
+    // The same connections' load carries on into the new generation.
+    EXPECT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }))
+        << worker_class << "\n"
+        << server.log();
+    auto result = load.stop();
     EXPECT_TRUE(result.ran && result.served()) << worker_class << "\n" << result.output;
     EXPECT_TRUE(result.clean()) << worker_class << "\n" << result.output;
   }
@@ -86,14 +163,15 @@ TEST(ReloadUnderLoad, HupReplacesEveryWorkerWithoutAFailedRequest) {
 TEST(ReloadUnderLoad, HupSwitchesTheIoModelWithoutAFailedRequest) {
   if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
   TempDir dir;
-  dir.write("qilin.yaml", "workers: 2\napp: hello\nworker_class: sync\n");
+  const std::string access = dir.file("access.log");
+  dir.write("qilin.yaml", config_under_load(dir, "sync"));
   Server server({"-c", dir.file("qilin.yaml")}, 2);
-  auto load = start_wrk(server.port(), 7);
-  std::this_thread::sleep_for(500ms);
+  Load load(server.port());
+  ASSERT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }));
   const char* previous = "sync";
   for (const char* next : {"epoll", "io_uring", "threaded"}) {
     auto before = server.worker_pids();
-    dir.write("qilin.yaml", std::string("workers: 2\napp: hello\nworker_class: ") + next + "\n");
+    dir.write("qilin.yaml", config_under_load(dir, next));
     server.signal(SIGHUP);
     const std::string switched = std::string("Switching worker class: ") + previous + " -> " + next;
     EXPECT_TRUE(eventually(
@@ -104,10 +182,12 @@ TEST(ReloadUnderLoad, HupSwitchesTheIoModelWithoutAFailedRequest) {
         5s))
         << switched << "\n"
         << server.log();
+    EXPECT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }))
+        << next << " never served the load\n"
+        << server.log();
     previous = next;
-    std::this_thread::sleep_for(1s);
   }
-  auto result = load.get();
+  auto result = load.stop();
   EXPECT_TRUE(result.ran && result.served()) << result.output;
   EXPECT_TRUE(result.clean()) << result.output;
 }
@@ -116,9 +196,12 @@ TEST(ReloadUnderLoad, UpgradeThenRetiringTheOldMasterFailsNoRequest) {
   if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
   TempDir dir;
   const std::string pidfile = dir.file("qilin.pid");
-  Server server({"-k", "epoll", "-w", "2", "-p", pidfile, "hello"}, 2);
-  auto load = start_wrk(server.port(), 5);
-  std::this_thread::sleep_for(1s);
+  const std::string access = dir.file("access.log");
+  Server server({"-k", "epoll", "-w", "2", "-p", pidfile, "--access-logfile", access,
+                 "--access-logformat", kAccessLogFormat, "hello"},
+                2);
+  Load load(server.port());
+  ASSERT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }));
   server.signal(SIGUSR2);
   ASSERT_TRUE(eventually([&] { return !read_file(pidfile + ".2").empty(); })) << server.log();
   // The new master's workers are up before the old master goes.
@@ -131,7 +214,10 @@ TEST(ReloadUnderLoad, UpgradeThenRetiringTheOldMasterFailsNoRequest) {
   EXPECT_EQ(status->code, 0);
   EXPECT_TRUE(eventually([&] { return read_file(pidfile) == std::to_string(upgraded) + "\n"; }))
       << server.log();
-  auto result = load.get();
+  // With the old master gone the new one's workers carry the load alone.
+  EXPECT_TRUE(eventually([&] { return served_a_share(access, children_of(upgraded)); }))
+      << server.log();
+  auto result = load.stop();
   EXPECT_TRUE(result.ran && result.served()) << result.output;
   EXPECT_TRUE(result.clean()) << result.output;
   ::kill(upgraded, SIGTERM);
@@ -144,14 +230,19 @@ TEST(ReloadUnderLoad, UpgradeThenRetiringTheOldMasterFailsNoRequest) {
 // empty when TERM arrives; with sync (a connection per request) it is full.
 void expect_term_answers_every_accepted_request(const std::vector<std::string>& args,
                                                 const std::string& label) {
-  Server server(args, 2);
-  auto load = start_wrk(server.port(), 3);
-  std::this_thread::sleep_for(1s);  // the load is running
+  TempDir dir;
+  const std::string access = dir.file("access.log");
+  auto logged = args;
+  logged.insert(logged.begin(),
+                {"--access-logfile", access, "--access-logformat", kAccessLogFormat});
+  Server server(logged, 2);
+  Load load(server.port());
+  ASSERT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); })) << label;
   server.signal(SIGTERM);
   auto status = server.wait_exit(15s);
   ASSERT_TRUE(status) << label;
   EXPECT_EQ(status->code, 0) << label;
-  auto result = load.get();
+  auto result = load.stop();
   EXPECT_TRUE(result.served()) << label << "\n" << result.output;
   EXPECT_EQ(result.lost_after_accept(), 0) << label << "\n" << result.output << server.log();
   EXPECT_TRUE(result.all_2xx()) << label << "\n" << result.output;
