@@ -1,5 +1,6 @@
 #include "master/master.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -19,6 +20,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <stdexcept>
 
 #include "master/status_server.hpp"
 #include "sys/error.hpp"
@@ -100,6 +103,32 @@ sys::Listener open_listener(const config::BindAddress& address, const std::strin
     throw std::runtime_error(fmt::format("{}: {}", spec, error.what()));
   }
   throw std::runtime_error(fmt::format("{}: unknown address kind", spec));
+}
+
+// An address spelled one way: "localhost" as 127.0.0.1, IPv6 as inet_ntop
+// writes it. Empty for what cannot be compared: port 0 (any free port) and
+// what does not parse.
+std::string canonical_address(const std::string& spec) {
+  const auto address = config::parse_bind(spec);
+  if (!address) return {};
+  if (address->kind == config::BindAddress::Kind::Unix) return "unix:" + address->path;
+  if (address->port == 0) return {};
+  const int family = address->kind == config::BindAddress::Kind::Tcp6 ? AF_INET6 : AF_INET;
+  unsigned char binary[sizeof(in6_addr)];
+  char text[INET6_ADDRSTRLEN];
+  if (::inet_pton(family, address->host.c_str(), binary) != 1 ||
+      !::inet_ntop(family, binary, text, sizeof text))
+    return {};
+  return family == AF_INET6 ? fmt::format("[{}]:{}", text, address->port)
+                            : fmt::format("{}:{}", text, address->port);
+}
+
+// Whether a listener (named by the spec it was bound from, or by the address
+// an inherited socket reports) listens where `spec` asks.
+bool same_address(const std::string& listener_name, const std::string& spec) {
+  if (listener_name == spec) return true;
+  const std::string wanted = canonical_address(spec);
+  return !wanted.empty() && canonical_address(listener_name) == wanted;
 }
 
 std::string self_executable() {
@@ -215,10 +244,26 @@ void Master::acquire_listeners() {
 }
 
 void Master::bind_listeners() {
-  std::vector<sys::Listener> bound;
-  for (const auto& spec : config_.bind) {
+  // An address this master listens on already keeps its socket: binding it
+  // again fails (EADDRINUSE), and the connections queued there stay queued.
+  // Nothing moves until every new address is bound: a reload whose new binds
+  // fail keeps the old listeners.
+  std::vector<std::optional<size_t>> kept(config_.bind.size());
+  std::vector<sys::Listener> fresh(config_.bind.size());
+  std::vector<bool> taken(listeners_.size());
+  for (size_t i = 0; i < config_.bind.size(); ++i) {
+    const std::string& spec = config_.bind[i];
     auto address = config::parse_bind(spec);
     if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
+    for (size_t old = 0; old < listeners_.size() && !kept[i]; ++old) {
+      if (taken[old] || !same_address(listeners_[old].name, spec)) continue;
+      if (listeners_[old].per_worker != config_.reuse_port)
+        throw std::runtime_error(fmt::format(
+            "{}: reuse_port cannot change on an address that stays bound (restart qilin)", spec));
+      taken[old] = true;
+      kept[i] = old;
+    }
+    if (kept[i]) continue;
     sys::Listener listener = open_listener(*address, spec, config_.backlog, config_.reuse_port);
     const auto port = sys::local_port(listener.fd.get());
     switch (address->kind) {
@@ -232,13 +277,23 @@ void Master::bind_listeners() {
         spdlog::info("Listening at: http://{}:{} ({})", address->host, port, ::getpid());
         break;
     }
-    bound.push_back(std::move(listener));
+    fresh[i] = std::move(listener);
   }
-  // Only now: a reload whose new binds fail keeps the old listeners.
-  for (const auto& old : listeners_) {
-    bool kept = std::any_of(bound.begin(), bound.end(),
-                            [&](const auto& l) { return l.unix_path == old.unix_path; });
-    if (!old.unix_path.empty() && !kept && owns_socket_files()) ::unlink(old.unix_path.c_str());
+  for (size_t old = 0; old < listeners_.size(); ++old)
+    if (!taken[old] && !listeners_[old].unix_path.empty() && owns_socket_files())
+      ::unlink(listeners_[old].unix_path.c_str());
+  std::vector<sys::Listener> bound;
+  for (size_t i = 0; i < config_.bind.size(); ++i) {
+    if (!kept[i]) {
+      bound.push_back(std::move(fresh[i]));
+      continue;
+    }
+    sys::Listener& listener = listeners_[*kept[i]];
+    // listen() again on a listening socket sets its backlog (a reservation
+    // for reuse_port's per-worker sockets does not listen itself).
+    if (!listener.per_worker && ::listen(listener.fd.get(), config_.backlog) != 0)
+      spdlog::warn("{}: {}", listener.name, sys::describe("listen", errno));
+    bound.push_back(std::move(listener));
   }
   listeners_ = std::move(bound);
 }
@@ -362,7 +417,9 @@ void Master::handle_hup() {
   }
   const bool rebind = config_.bind != previous.bind || config_.backlog != previous.backlog ||
                       config_.reuse_port != previous.reuse_port;
-  if (rebind && !adopted_listeners_) {
+  if (rebind && listeners_from_systemd_)
+    spdlog::warn("bind changed: systemd's sockets stay (change them in the .socket unit)");
+  if (rebind && !listeners_from_systemd_) {
     try {
       bind_listeners();
     } catch (const std::exception& error) {

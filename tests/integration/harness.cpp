@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -111,11 +112,21 @@ bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
   return std::find(args.begin(), args.end(), flag) != args.end();
 }
 
+// Whether the -c file of `args` sets `bind` (a test of reloads that change it).
+bool config_file_binds(const std::vector<std::string>& args) {
+  const auto flag = std::find(args.begin(), args.end(), "-c");
+  if (flag == args.end() || std::next(flag) == args.end()) return false;
+  std::istringstream lines(read_file(*std::next(flag)));
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with("bind:")) return true;
+  return false;
+}
+
 }  // namespace
 
 Server::Server(std::vector<std::string> args, int workers, const std::string& directory) {
   log_path_ = dir_.file("error.log");
-  if (!has_flag(args, "-b") && !has_flag(args, "--bind")) {
+  if (!has_flag(args, "-b") && !has_flag(args, "--bind") && !config_file_binds(args)) {
     args.push_back("-b");
     args.push_back("127.0.0.1:0");
   }

@@ -57,8 +57,8 @@ struct ExitStatus {
 class Server {
  public:
   // Starts `qilin ARGS... -b 127.0.0.1:0 --error-logfile LOG` (unless ARGS has
-  // its own -b) in `directory` (empty: the test's) and waits until it listens
-  // and `workers` workers booted.
+  // its own -b, or its -c file a `bind`) in `directory` (empty: the test's) and
+  // waits until it listens and `workers` workers booted.
   explicit Server(std::vector<std::string> args, int workers = 1,
                   const std::string& directory = {});
   ~Server();  // TERM, then KILL of the whole process group after 10 s

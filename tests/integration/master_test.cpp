@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -20,6 +21,40 @@ namespace {
 
 std::string superseded_line(pid_t pid) {
   return "Retiring worker (pid: " + std::to_string(pid) + ") of a superseded reload";
+}
+
+// The inode of the socket listening on 127.0.0.1:PORT (/proc/net/tcp), 0 if none.
+unsigned long listening_inode(uint16_t port) {
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the header
+  char local[64];
+  unsigned state = 0;
+  unsigned long inode = 0;
+  char wanted[16];  // 127.0.0.1 in the kernel's byte order, as /proc prints it
+  std::snprintf(wanted, sizeof wanted, "0100007F:%04X", port);
+  while (std::getline(table, line)) {
+    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+    if (std::sscanf(line.c_str(), "%*s %63s %*s %x %*s %*s %*s %*u %*u %lu", local, &state,
+                    &inode) == 3 &&
+        state == 0x0A && std::string_view(wanted) == local)
+      return inode;
+  }
+  return 0;
+}
+
+// Whether 127.0.0.1:PORT answers / now (false while nothing listens there).
+bool answers(uint16_t port) {
+  try {
+    auto response = get(port, "/");
+    return response && response->status == 200;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string bind_config(const std::string& bind) {
+  return "bind: " + bind + "\nworkers: 1\napp: hello\n";
 }
 
 TEST(Master, KilledWorkerIsReplacedWithinASecond) {
@@ -319,6 +354,34 @@ TEST(Master, HupDuringABootRetiresTheWorkersItSupersedes) {
 // A booted worker wakes the master through the inherited pipe, so the master
 // need not poll the scoreboard while a worker boots: it sleeps, and still
 // retires the generation a reload replaced as soon as the new one is up.
+// A reload that adds an address keeps the socket of each address it keeps
+// (binding that again would fail, EADDRINUSE, and lose its queue), and one
+// that drops an address closes it. localhost and 127.0.0.1 are one address.
+TEST(Master, ReloadThatChangesBindKeepsTheSocketsOfTheAddressesItKeeps) {
+  TempDir dir;
+  const uint16_t first = free_port(), second = free_port();
+  ASSERT_NE(first, second);
+  const std::string first_address = "127.0.0.1:" + std::to_string(first);
+  const std::string second_address = "127.0.0.1:" + std::to_string(second);
+  dir.write("qilin.yaml", bind_config(first_address));
+  Server server({"-c", dir.file("qilin.yaml")});
+  const unsigned long first_socket = listening_inode(first);
+  ASSERT_NE(first_socket, 0u);
+
+  dir.write("qilin.yaml",
+            bind_config("[localhost:" + std::to_string(first) + ", " + second_address + "]"));
+  server.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return answers(second); })) << server.log();
+  EXPECT_EQ(listening_inode(first), first_socket);
+  EXPECT_TRUE(answers(first));
+  EXPECT_EQ(server.log().find("reload failed"), std::string::npos) << server.log();
+
+  dir.write("qilin.yaml", bind_config(second_address));
+  server.signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return listening_inode(first) == 0; })) << server.log();
+  EXPECT_TRUE(answers(second));
+}
+
 TEST(Master, MasterSleepsWhileAWorkerBootsAndWakesWhenItIsReady) {
   GatedServer gated;
   Server& server = gated.server();
@@ -528,6 +591,36 @@ TEST(Upgrade, Usr2StartsANewMasterThatTakesOverThePidfile) {
   ::kill(upgraded, SIGTERM);
   EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
   EXPECT_TRUE(read_file(pidfile).empty());
+}
+
+// Once the old master has gone, the upgraded one owns the listeners it
+// inherited: a reload that adds an address binds it, as any master's does.
+TEST(Upgrade, TheUpgradedMasterBindsWhatAReloadAdds) {
+  TempDir dir;
+  const uint16_t first = free_port(), second = free_port();
+  ASSERT_NE(first, second);
+  const std::string pidfile = dir.file("qilin.pid");
+  const std::string first_address = "127.0.0.1:" + std::to_string(first);
+  dir.write("qilin.yaml", bind_config(first_address) + "pidfile: " + pidfile + "\n");
+  Server server({"-c", dir.file("qilin.yaml")});
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
+      << server.log();
+  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "Booting worker") >= 2; }))
+      << server.log();
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  ASSERT_TRUE(eventually([&] { return read_pid(pidfile) == upgraded; })) << server.log();
+
+  dir.write("qilin.yaml",
+            bind_config("[" + first_address + ", 127.0.0.1:" + std::to_string(second) + "]") +
+                "pidfile: " + pidfile + "\n");
+  ::kill(upgraded, SIGHUP);
+  EXPECT_TRUE(eventually([&] { return answers(second); })) << server.log();
+  EXPECT_TRUE(answers(first));
+  ::kill(upgraded, SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
 }
 
 // The new master binds the status socket only once the old one has left it:
