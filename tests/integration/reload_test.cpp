@@ -150,11 +150,12 @@ TEST(ReloadUnderLoad, HupReplacesEveryWorkerWithoutAFailedRequest) {
     EXPECT_TRUE(eventually([&] { return all_replaced(before, server.worker_pids(), 2); }, 5s))
         << worker_class << "\n"
         << server.log();
-    // The same connections' load carries on into the new generation.
-    EXPECT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }))
-        << worker_class << "\n"
-        << server.log();
+    // The same connections' load carries on into the new generation. (Given
+    // 15 s: requests stuck that long would show in wrk's output as timeouts.)
+    const bool carried_on =
+        eventually([&] { return served_a_share(access, server.worker_pids()); }, 15s);
     auto result = load.stop();
+    EXPECT_TRUE(carried_on) << worker_class << "\n" << result.output << server.log();
     EXPECT_TRUE(result.ran && result.served()) << worker_class << "\n" << result.output;
     EXPECT_TRUE(result.clean()) << worker_class << "\n" << result.output;
   }
@@ -182,7 +183,7 @@ TEST(ReloadUnderLoad, HupSwitchesTheIoModelWithoutAFailedRequest) {
         5s))
         << switched << "\n"
         << server.log();
-    EXPECT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }))
+    EXPECT_TRUE(eventually([&] { return served_a_share(access, server.worker_pids()); }, 15s))
         << next << " never served the load\n"
         << server.log();
     previous = next;
