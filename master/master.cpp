@@ -235,10 +235,15 @@ void Master::acquire_listeners() {
   }
   if (inherited.empty()) return bind_listeners();
 
-  adopted_listeners_ = true;
   for (int fd : inherited) {
-    listeners_.push_back(sys::adopt_listener(fd));
-    spdlog::info("Listening at: {} (inherited fd {}) ({})", listeners_.back().name, fd, ::getpid());
+    sys::Listener listener = sys::adopt_listener(fd);
+    spdlog::info("Listening at: {} (inherited fd {}) ({})", listener.name, fd, ::getpid());
+    // An old master's socket file becomes this master's once that one has
+    // gone (owns_socket_files); systemd's stays the .socket unit's.
+    constexpr std::string_view kUnix = "unix:";
+    if (!listeners_from_systemd_ && listener.name.starts_with(kUnix))
+      listener.unix_path = absolute(listener.name.substr(kUnix.size()));
+    listeners_.push_back(std::move(listener));
   }
   if (upgrading_from_) spdlog::info("Upgraded from master {}", upgrading_from_);
 }
@@ -820,11 +825,11 @@ void Master::watch_upgrade() {
   if (!config_.status_bind.empty() && !status_listener_.fd) {
     try {
       bind_status_listener();
-      hand_over_socket_files();
     } catch (const std::exception& error) {
       spdlog::error("status listener off: cannot listen: {}", error.what());
     }
   }
+  hand_over_socket_files();  // the inherited ones are this master's now
   if (!pidfile_written_.empty()) {
     const std::string path = absolute(pidfile_path());
     if (::rename(pidfile_written_.c_str(), path.c_str()) == 0)
@@ -1017,7 +1022,7 @@ void Master::hand_over_socket_files() {
 
 bool Master::owns_socket_files() const {
   const bool new_master_alive = new_master_pid_ != 0 && ::kill(new_master_pid_, 0) == 0;
-  return !adopted_listeners_ && !new_master_alive;
+  return !listeners_from_systemd_ && upgrading_from_ == 0 && !new_master_alive;
 }
 
 // During an upgrade the new master writes PIDFILE.2, so both pids are known.

@@ -103,6 +103,8 @@ class Master {
   void place_pidfile();
   void write_pidfile();
   void remove_pidfile();
+  // Whether bind's unix socket files are this master's to hand over and
+  // remove: not systemd's, and not while the other master of an upgrade lives.
   bool owns_socket_files() const;
   // What the master takes from its configuration for itself and the
   // processes it forks, at start and on every reload: the working directory
@@ -129,7 +131,6 @@ class Master {
   sys::Fd start_directory_;
   std::string pidfile_written_;  // absolute: still ours to remove after `chdir` changes
   std::vector<sys::Listener> listeners_;
-  bool adopted_listeners_ = false;       // from systemd or an upgrade: their files are not ours
   bool listeners_from_systemd_ = false;  // systemd holds them too, across our restarts
   Scoreboard scoreboard_;
   std::map<pid_t, WorkerProcess> workers_;

@@ -623,6 +623,28 @@ TEST(Upgrade, TheUpgradedMasterBindsWhatAReloadAdds) {
   EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
 }
 
+// The old master leaves the socket file to the new one, which removes it
+// when it stops in turn (no stale file for the next start to step over).
+TEST(Upgrade, TheUpgradedMasterRemovesTheSocketFileItInheritedAtExit) {
+  TempDir dir;
+  const std::string pidfile = dir.file("qilin.pid");
+  const std::string path = dir.file("qilin.sock");
+  Server server({"-b", "unix:" + path, "-b", "127.0.0.1:0", "-p", pidfile, "hello"});
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
+      << server.log();
+  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "Booting worker") >= 2; }))
+      << server.log();
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_exit(10s));
+  ASSERT_TRUE(eventually([&] { return read_pid(pidfile) == upgraded; })) << server.log();
+  EXPECT_TRUE(std::filesystem::is_socket(path));
+  ::kill(upgraded, SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));
+  EXPECT_FALSE(std::filesystem::exists(path)) << server.log();
+}
+
 // The new master binds the status socket only once the old one has left it:
 // that late file is handed to the workers' user like the first.
 TEST(Upgrade, TheNewMastersStatusSocketGoesToTheWorkersUser) {
