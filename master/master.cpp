@@ -1,6 +1,5 @@
 #include "master/master.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -105,30 +104,23 @@ sys::Listener open_listener(const config::BindAddress& address, const std::strin
   throw std::runtime_error(fmt::format("{}: unknown address kind", spec));
 }
 
-// An address spelled one way: "localhost" as 127.0.0.1, IPv6 as inet_ntop
-// writes it. Empty for what cannot be compared: port 0 (any free port) and
-// what does not parse.
-std::string canonical_address(const std::string& spec) {
-  const auto address = config::parse_bind(spec);
-  if (!address) return {};
-  if (address->kind == config::BindAddress::Kind::Unix) return "unix:" + address->path;
-  if (address->port == 0) return {};
-  const int family = address->kind == config::BindAddress::Kind::Tcp6 ? AF_INET6 : AF_INET;
-  unsigned char binary[sizeof(in6_addr)];
-  char text[INET6_ADDRSTRLEN];
-  if (::inet_pton(family, address->host.c_str(), binary) != 1 ||
-      !::inet_ntop(family, binary, text, sizeof text))
-    return {};
-  return family == AF_INET6 ? fmt::format("[{}]:{}", text, address->port)
-                            : fmt::format("{}:{}", text, address->port);
-}
-
-// Whether a listener (named by the spec it was bound from, or by the address
-// an inherited socket reports) listens where `spec` asks.
-bool same_address(const std::string& listener_name, const std::string& spec) {
-  if (listener_name == spec) return true;
-  const std::string wanted = canonical_address(spec);
-  return !wanted.empty() && canonical_address(listener_name) == wanted;
+// Whether `listener` already listens where `spec` (parsed: `address`) asks:
+// bound from that very spec, or, spelled otherwise or inherited, bound to
+// that address as the kernel reports it. Port 0 asks for a new port.
+bool listens_at(const sys::Listener& listener, const config::BindAddress& address,
+                const std::string& spec) {
+  if (listener.name == spec) return true;
+  switch (address.kind) {
+    case config::BindAddress::Kind::Unix:
+      return !listener.unix_path.empty() && listener.unix_path == absolute(address.path);
+    case config::BindAddress::Kind::Tcp6:
+      return address.port != 0 &&
+             sys::bound_to(listener.fd.get(), sys::Family::Tcp6, address.host, address.port);
+    case config::BindAddress::Kind::Tcp4:
+      return address.port != 0 &&
+             sys::bound_to(listener.fd.get(), sys::Family::Tcp4, address.host, address.port);
+  }
+  return false;
 }
 
 std::string self_executable() {
@@ -261,7 +253,7 @@ void Master::bind_listeners() {
     auto address = config::parse_bind(spec);
     if (!address) throw config::ConfigError(fmt::format("key 'bind': cannot parse '{}'", spec));
     for (size_t old = 0; old < listeners_.size() && !kept[i]; ++old) {
-      if (taken[old] || !same_address(listeners_[old].name, spec)) continue;
+      if (taken[old] || !listens_at(listeners_[old], *address, spec)) continue;
       if (listeners_[old].per_worker != config_.reuse_port)
         throw std::runtime_error(fmt::format(
             "{}: reuse_port cannot change on an address that stays bound (restart qilin)", spec));

@@ -53,6 +53,24 @@ socklen_t inet_address(Family family, const std::string& host, uint16_t port,
   return ::inet_pton(AF_INET, literal, &in4->sin_addr) == 1 ? sizeof *in4 : 0;
 }
 
+bool bound_to(int fd, Family family, const std::string& host, uint16_t port) {
+  sockaddr_storage wanted{}, actual{};
+  socklen_t length = sizeof actual;
+  if (inet_address(family, host, port, wanted) == 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &length) != 0 ||
+      actual.ss_family != wanted.ss_family)
+    return false;
+  if (wanted.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(actual);
+    const auto& w = reinterpret_cast<const sockaddr_in6&>(wanted);
+    return a.sin6_port == w.sin6_port &&
+           std::memcmp(&a.sin6_addr, &w.sin6_addr, sizeof a.sin6_addr) == 0;
+  }
+  const auto& a = reinterpret_cast<const sockaddr_in&>(actual);
+  const auto& w = reinterpret_cast<const sockaddr_in&>(wanted);
+  return a.sin_port == w.sin_port && a.sin_addr.s_addr == w.sin_addr.s_addr;
+}
+
 namespace {
 
 Listener listen_tcp_with(Family family, const std::string& host, uint16_t port, int backlog,

@@ -67,6 +67,10 @@ void set_cloexec(int fd, bool on);
 socklen_t inet_address(Family family, const std::string& host, uint16_t port,
                        sockaddr_storage& address);
 
+// Whether the socket `fd` is bound to `host`:`port` of `family` (Tcp4 or
+// Tcp6), by the address the kernel reports, however `host` is spelled.
+bool bound_to(int fd, Family family, const std::string& host, uint16_t port);
+
 // "127.0.0.1", "::1", or "unix" for a unix-socket peer (access log %(h)s).
 std::string peer_name(const sockaddr_storage& address, socklen_t length);
 

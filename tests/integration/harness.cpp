@@ -83,15 +83,13 @@ void TempDir::write(const std::string& name, const std::string& content) const {
   std::ofstream(file(name)) << content;
 }
 
-namespace {
-
-pid_t spawn(const std::vector<std::string>& args, int output_fd,
-            const std::string& directory = {}) {
+pid_t start_program(const std::string& program, const std::vector<std::string>& args, int output_fd,
+                    const std::string& directory) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   if (!directory.empty() && ::chdir(directory.c_str()) != 0) ::_exit(127);
   // Own process group: teardown kills master and workers at once. If the
-  // test binary dies, the master gets TERM and stops its workers.
+  // test binary dies, the program gets TERM (qilin's master then stops its workers).
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (output_fd >= 0) {
@@ -99,13 +97,20 @@ pid_t spawn(const std::vector<std::string>& args, int output_fd,
     ::dup2(output_fd, STDERR_FILENO);
   }
   std::vector<char*> argv;
-  std::string binary = QILIN_BINARY;
+  std::string binary = program;
   argv.push_back(binary.data());
   std::vector<std::string> copy = args;
   for (auto& arg : copy) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  ::execv(binary.c_str(), argv.data());
+  ::execvp(binary.c_str(), argv.data());
   ::_exit(127);
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& args, int output_fd,
+            const std::string& directory = {}) {
+  return start_program(QILIN_BINARY, args, output_fd, directory);
 }
 
 bool has_flag(const std::vector<std::string>& args, const std::string& flag) {

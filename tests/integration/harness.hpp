@@ -29,6 +29,12 @@ size_t occurrences(const std::string& text, const std::string& needle);
 // The pid a pidfile holds, 0 when it is empty or missing.
 pid_t read_pid(const std::string& path);
 bool process_alive(pid_t pid);
+// Starts PROGRAM (found on PATH unless a path) with ARGS in a process group
+// of its own, stdout and stderr to `output_fd` (-1: the test's), in
+// `directory` (empty: the test's); it gets TERM if the test binary dies.
+pid_t start_program(const std::string& program, const std::vector<std::string>& args,
+                    int output_fd = -1, const std::string& directory = {});
+
 // The processes `parent` forked that are still running, from /proc.
 std::vector<pid_t> children_of(pid_t parent);
 

@@ -53,6 +53,21 @@ bool answers(uint16_t port) {
   }
 }
 
+// What an operator does for a binary upgrade of a one-worker `server`: USR2,
+// and TERM to it once the new master's worker has booted. The new master's
+// pid once it holds `pidfile`; 0 if any step did not happen.
+pid_t finish_an_upgrade(Server& server, const std::string& pidfile) {
+  server.signal(SIGUSR2);
+  pid_t upgraded = 0;
+  if (!eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }) ||
+      !eventually([&] { return occurrences(server.log(), "Booting worker") >= 2; }))
+    return 0;
+  server.signal(SIGTERM);
+  if (!server.wait_exit(10s) || !eventually([&] { return read_pid(pidfile) == upgraded; }))
+    return 0;
+  return upgraded;
+}
+
 std::string bind_config(const std::string& bind) {
   return "bind: " + bind + "\nworkers: 1\napp: hello\n";
 }
@@ -603,15 +618,8 @@ TEST(Upgrade, TheUpgradedMasterBindsWhatAReloadAdds) {
   const std::string first_address = "127.0.0.1:" + std::to_string(first);
   dir.write("qilin.yaml", bind_config(first_address) + "pidfile: " + pidfile + "\n");
   Server server({"-c", dir.file("qilin.yaml")});
-  server.signal(SIGUSR2);
-  pid_t upgraded = 0;
-  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
-      << server.log();
-  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "Booting worker") >= 2; }))
-      << server.log();
-  server.signal(SIGTERM);
-  ASSERT_TRUE(server.wait_exit(10s));
-  ASSERT_TRUE(eventually([&] { return read_pid(pidfile) == upgraded; })) << server.log();
+  const pid_t upgraded = finish_an_upgrade(server, pidfile);
+  ASSERT_NE(upgraded, 0) << server.log();
 
   dir.write("qilin.yaml",
             bind_config("[" + first_address + ", 127.0.0.1:" + std::to_string(second) + "]") +
@@ -630,15 +638,8 @@ TEST(Upgrade, TheUpgradedMasterRemovesTheSocketFileItInheritedAtExit) {
   const std::string pidfile = dir.file("qilin.pid");
   const std::string path = dir.file("qilin.sock");
   Server server({"-b", "unix:" + path, "-b", "127.0.0.1:0", "-p", pidfile, "hello"});
-  server.signal(SIGUSR2);
-  pid_t upgraded = 0;
-  ASSERT_TRUE(eventually([&] { return (upgraded = read_pid(pidfile + ".2")) != 0; }))
-      << server.log();
-  ASSERT_TRUE(eventually([&] { return occurrences(server.log(), "Booting worker") >= 2; }))
-      << server.log();
-  server.signal(SIGTERM);
-  ASSERT_TRUE(server.wait_exit(10s));
-  ASSERT_TRUE(eventually([&] { return read_pid(pidfile) == upgraded; })) << server.log();
+  const pid_t upgraded = finish_an_upgrade(server, pidfile);
+  ASSERT_NE(upgraded, 0) << server.log();
   EXPECT_TRUE(std::filesystem::is_socket(path));
   ::kill(upgraded, SIGTERM);
   EXPECT_TRUE(eventually([&] { return !process_alive(upgraded); }, 10s));

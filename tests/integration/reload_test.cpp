@@ -3,14 +3,11 @@
 // request may fail (gunicorn's most common deployment complaint).
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -50,59 +47,40 @@ struct WrkResult {
 class Load {
  public:
   explicit Load(uint16_t port) {
-    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
-    int output[2];
-    if (::pipe2(output, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test binary killed mid-test leaves no wrk behind
-      ::dup2(output[1], STDOUT_FILENO);
-      ::dup2(output[1], STDERR_FILENO);
-      ::execlp("wrk", "wrk", "-t1", "-c16", "-d60s", "--timeout", "5s", url.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::close(output[1]);
-    output_ = output[0];
+    const int output = ::open(output_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    pid_ = start_program("wrk",
+                         {"-t1", "-c16", "-d60s", "--timeout", "5s",
+                          "http://127.0.0.1:" + std::to_string(port) + "/"},
+                         output);
+    ::close(output);
   }
   Load(const Load&) = delete;
   Load& operator=(const Load&) = delete;
   ~Load() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (output_ >= 0) ::close(output_);
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
   }
 
   WrkResult stop() {
     WrkResult result;
     if (pid_ <= 0) return result;
     ::kill(pid_, SIGINT);
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    char chunk[512];
-    for (;;) {  // wrk's summary, up to EOF
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      pollfd readable{output_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) break;
-      const ssize_t n = ::read(output_, chunk, sizeof chunk);
-      if (n <= 0) break;
-      result.output.append(chunk, static_cast<size_t>(n));
-    }
     int status = 0;
-    eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; });
-    if (::kill(pid_, 0) == 0) {  // still there after its output ended: not a clean stop
+    if (!eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, 10s)) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
     }
     pid_ = -1;
     result.ran = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    result.output = read_file(output_path_);
     return result;
   }
 
  private:
+  TempDir dir_;
+  std::string output_path_ = dir_.file("wrk.out");
   pid_t pid_ = -1;
-  int output_ = -1;
 };
 
 bool has_wrk() { return std::system("command -v wrk > /dev/null") == 0; }
