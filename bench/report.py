@@ -10,7 +10,7 @@ sweep's data file for bench/plot.gp (one block per server).
 Row files, '|'-separated, one line per measured run (one per pass, in pass
 order; the report quotes the median of the passes):
     rows, sweep   scenario|server|req/s|p50 µs|p99 µs|CPU µs/req|syscalls/req|
-                  req/wake-up|compl/submit|ctx-sw/req|socket errors|non-2xx
+                  req/wake-up|compl/submit|ctx-sw/req|wrk core busy %|socket errors|non-2xx
     idle          server|opened|still open|KiB per connection|req/s|socket errors|non-2xx
     skipped       scenario|server|why
 """
@@ -43,10 +43,10 @@ def median_rows(rows):
     merged = []
     for (scenario, server), runs in groups.items():
         row = [scenario, server]
-        for column in range(2, 10):
+        for column in range(2, 11):
             values = [number(cells[column]) for cells in runs]
             row.append("-" if None in values else str(statistics.median(values)))
-        row += [str(sum(int(cells[column]) for cells in runs)) for column in (10, 11)]
+        row += [str(sum(int(cells[column]) for cells in runs)) for column in (11, 12)]
         row.append(paired_ratio(runs, groups.get((scenario, "nginx"), [])))
         merged.append(row)
     return merged
@@ -74,9 +74,9 @@ class Row:
     def __init__(self, cells):
         self.scenario, self.server = cells[0], cells[1]
         (self.rps, self.p50, self.p99, self.cpu, self.syscalls, self.per_wakeup,
-         self.per_submit, self.switches) = (number(cell) for cell in cells[2:10])
-        self.socket_errors, self.non2xx = int(cells[10]), int(cells[11])
-        self.versus_nginx = number(cells[12])
+         self.per_submit, self.switches, self.client_busy) = (number(cell) for cell in cells[2:11])
+        self.socket_errors, self.non2xx = int(cells[11]), int(cells[12])
+        self.versus_nginx = number(cells[13])
 
 
 def cell(value, digits=0, dash="—"):
@@ -95,6 +95,10 @@ def per_request(value):
     return f"{value:.2g}" if value >= 1e-4 else f"{value:.6f}"
 
 
+def percent(value):
+    return "—" if value is None else f"{value:.0f}%"
+
+
 def machine():
     model = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
@@ -110,8 +114,9 @@ def scenario_table(rows, server_order):
                                          if row.scenario in SCENARIO_ORDER else 99,
                                          server_order.index(row.server)))
     yield ("| scenario | server | req/s | vs nginx | p50 (µs) | p99 (µs) | CPU µs/req "
-           "| syscalls/req | req/wake-up | compl/submit | ctx-sw/req | errors (socket/non-2xx) |")
-    yield "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+           "| syscalls/req | req/wake-up | compl/submit | ctx-sw/req | wrk core busy "
+           "| errors (socket/non-2xx) |")
+    yield "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in rows:
         versus = f"{row.versus_nginx:.2f}x" if row.versus_nginx is not None else "—"
         # wrk reports no p99 for pipelined runs (its latency is per batch): say so, not 0.
@@ -119,7 +124,7 @@ def scenario_table(rows, server_order):
         yield (f"| {row.scenario} | {row.server} | {cell(row.rps)} | {versus} | {cell(row.p50)} "
                f"| {p99} | {cell(row.cpu, 2)} | {per_request(row.syscalls)} | {cell(row.per_wakeup, 2)} "
                f"| {cell(row.per_submit, 2)} | {per_request(row.switches)} "
-               f"| {row.socket_errors}/{row.non2xx} |")
+               f"| {percent(row.client_busy)} | {row.socket_errors}/{row.non2xx} |")
 
 
 def skipped_text(skipped):
@@ -206,6 +211,12 @@ def findings(rows, points):
         versus = (f" (epoll: {epoll.syscalls:.2f})" if epoll and epoll.syscalls else "")
         out.append(f"`io_uring` needs {uring.syscalls:.2f} syscalls per request{versus}: one "
                    f"`io_uring_enter` returns {uring.per_submit:.1f} completions.")
+    busy = [row for row in (get("plaintext", "nginx"), epoll, uring) if row and row.client_busy]
+    if busy and min(row.client_busy for row in busy) >= 95:
+        out.append(f"On plaintext wrk's core was busy "
+                   + ", ".join(f"{row.client_busy:.0f}% against {row.server}" for row in busy)
+                   + f": the load generator, not the server, sets those req/s "
+                   f"({', '.join(f'{row.server} {row.rps:,.0f}' for row in busy)}).")
     half = {server: get("plaintext-half-core", server) for server in ("nginx", "epoll", "io_uring")}
     if half["nginx"] and half["io_uring"] and half["io_uring"].versus_nginx:
         also = (f", `epoll` {half['epoll'].versus_nginx:.2f}x"
@@ -292,7 +303,9 @@ def main():
         "static-64k `/static/64k.bin` c50.",
         "IO columns (qilin only, from the scoreboard's /status.json before and after each run): "
         "syscalls on the IO path per request, requests per poller wake-up that returned work, "
-        "io_uring completions per `io_uring_enter`, context switches per request.",
+        "io_uring completions per `io_uring_enter`, context switches per request. wrk core busy: "
+        "the share of the run wrk's core was not idle (/proc/stat); near 100% the load generator, "
+        "not the server, sets the req/s.",
         "",
     ]
     lines += scenario_table(rows, server_order)

@@ -49,7 +49,7 @@ STATUS_PORT=$((PORT + 1))
 TICKS=$(getconf CLK_TCK)
 
 work=$(mktemp -d /tmp/qilin-bench-XXXXXX)
-rows="$work/rows"              # scenario|server|req/s|p50|p99|CPU|sys/req|req/wake|compl/submit|ctx-sw/req|errors|non-2xx
+rows="$work/rows"              # scenario|server|req/s|p50|p99|CPU|sys/req|req/wake|compl/submit|ctx-sw/req|wrk core %|errors|non-2xx
 idle_rows="$work/idle_rows"    # server|opened|still open|KiB per connection|req/s|errors|non-2xx
 sweep_rows="$work/sweep_rows"  # same columns as rows, scenario = plaintext-cN
 skipped="$work/skipped"        # scenario|server|why
@@ -93,6 +93,18 @@ wait_quiet() {
   done
 }
 
+# Busy and total clock ticks of core $1 so far, from /proc/stat (busy: user,
+# nice, system, irq, softirq and steal; guest time is already in user).
+core_ticks() {
+  awk -v core="cpu$1" '$1 == core { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+# busy_percent BEFORE AFTER: how busy a core was between two core_ticks readings, in percent.
+busy_percent() {
+  local -a before=($1) after=($2)
+  awk -v busy=$((after[0] - before[0])) -v total=$((after[1] - before[1])) \
+    'BEGIN { if (total > 0) printf "%.0f", 100 * busy / total; else print "-" }'
+}
+
 status_json() { curl -sf -o "$1" "http://127.0.0.1:$STATUS_PORT/status.json"; }
 
 # field NAME LINE → the value of NAME=... in a RESULT line
@@ -101,11 +113,13 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 # report takes the median of the passes' rows)
 measure() {
   local into=$1 server=$2 name=$3; shift 4
-  local before after line requests io="- - - -"
+  local before after client_before client_after line requests io="- - - -"
   wait_quiet
   is_qilin "$server" && status_json "$work/before.json"
   before=$(cpu_ticks)
+  client_before=$(core_ticks "$CLIENT_CORE")
   line=$(taskset -c "$CLIENT_CORE" wrk --timeout 10s -d "${RUN_SECONDS}s" "$@" | grep '^RESULT' || true)
+  client_after=$(core_ticks "$CLIENT_CORE")
   after=$(cpu_ticks)
   [[ -n "$line" ]] || die "wrk printed no result for $server $name"
   if is_qilin "$server"; then
@@ -118,10 +132,11 @@ measure() {
   awk -v r="$(field rps "$line")" -v p50="$(field p50_us "$line")" -v p99="$(field p99_us "$line")" \
       -v ticks=$((after - before)) -v hz="$TICKS" -v n="$requests" -v io="$io" \
       -v errors="$(field socket_errors "$line")" -v non2xx="$(field non2xx "$line")" \
+      -v client="$(busy_percent "$client_before" "$client_after")" \
       -v name="$name" -v server="$server" 'BEGIN {
         cpu = (n > 0 && ticks >= 5) ? sprintf("%.2f", ticks / hz * 1e6 / n) : "-"
         split(io, c, " ")
-        printf "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", name, server, r, p50, p99, cpu, c[1], c[2], c[3], c[4], errors, non2xx
+        printf "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", name, server, r, p50, p99, cpu, c[1], c[2], c[3], c[4], client, errors, non2xx
       }' >>"$into"
   echo "  $name: $(tail -n1 "$into")" >&2
 }
