@@ -141,9 +141,10 @@ class IoUringWorker final : public Worker {
       notify(now_ms_);
       deadlines_.expire(now_ms_, [this](Ref ref) { on_deadline(ref); });
       if (!alive() && !stopping_) begin_stopping();
+      if (stopping_ && !backlog_taken_ && accepts_disarmed()) take_backlog();
       flush();
       steer_accepts();
-      if (stopping_ && (open_ == 0 || graceful_ms_left() <= 0)) break;
+      if (stopping_ && ((backlog_taken_ && open_ == 0) || graceful_ms_left() <= 0)) break;
       int64_t wait_ns = deadlines_.wait_ns(now_ns_, 1000);
       if (stopping_) wait_ns = std::clamp<int64_t>(graceful_ms_left() * kNsPerMs, 0, wait_ns);
       auto timeout = timespec_of_ns<__kernel_timespec>(wait_ns);
@@ -552,19 +553,38 @@ class IoUringWorker final : public Worker {
   // Accepts are cancelled by steer_accepts(); sockets a multishot accept
   // still delivers, and the listen backlog, are served like the rest: every
   // connection answers what it has and closes; idle ones get a short grace.
-  // The backlog is taken with plain accept4 calls: a one-time drain, and an
-  // io_uring accept on an empty queue would wait rather than say EAGAIN.
+  //
+  // The order matters. The kernel arms an accept's poll as an exclusive
+  // waiter (EPOLLEXCLUSIVE's rule): a new connection wakes one waiting
+  // worker, not all. An accept still armed here would take the wake-ups of
+  // connections this worker will never accept, and its siblings, never
+  // woken, would leave them queued until yet another client connects (seen:
+  // after a HUP, 16 keep-alive clients reconnecting into a queue that no new
+  // worker was told about). So the backlog is taken only after the kernel
+  // has finished every accept (its last CQE, without F_MORE): that drain
+  // collects the connections whose wake-ups this worker swallowed. It uses
+  // plain accept4 calls: an io_uring accept on an empty queue would wait
+  // rather than say EAGAIN.
   void begin_stopping() {
     stopping_ = true;
-    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) {
-      open_ < slab_.size() ? open(std::move(client.fd)) : waiting_.push_back(std::move(client.fd));
-    });
     for (uint32_t slot = 0; slot < slab_.size(); ++slot) {
       SlabEntry& entry = slab_[slot];
       if (!entry.connection || entry.connection->closing) continue;
       entry.connection->session.refuse_keep_alive();
       touch(*entry.connection, {slot, entry.generation});
     }
+  }
+
+  bool accepts_disarmed() const {
+    return std::none_of(acceptors_.begin(), acceptors_.end(),
+                        [](const Acceptor& acceptor) { return acceptor.armed; });
+  }
+
+  void take_backlog() {
+    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) {
+      open_ < slab_.size() ? open(std::move(client.fd)) : waiting_.push_back(std::move(client.fd));
+    });
+    backlog_taken_ = true;
   }
 
   // ---- small helpers ----
@@ -669,6 +689,7 @@ class IoUringWorker final : public Worker {
   std::vector<Acceptor> acceptors_;
   int64_t accept_backoff_ms_ = 0;
   bool stopping_ = false;
+  bool backlog_taken_ = false;  // and the listeners closed: after the accepts' last CQEs
 
   DeadlineQueue deadlines_;
   int64_t now_ns_ = master::monotonic_ns();  // read once per turn: when its requests started
