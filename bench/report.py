@@ -215,7 +215,7 @@ def findings(rows, points):
     if busy and min(row.client_busy for row in busy) >= 95:
         out.append(f"On plaintext wrk's core was busy "
                    + ", ".join(f"{row.client_busy:.0f}% against {row.server}" for row in busy)
-                   + f": the load generator, not the server, sets those req/s "
+                   + ": the load generator, not the server, sets those req/s "
                    f"({', '.join(f'{row.server} {row.rps:,.0f}' for row in busy)}).")
     half = {server: get("plaintext-half-core", server) for server in ("nginx", "epoll", "io_uring")}
     if half["nginx"] and half["io_uring"] and half["io_uring"].versus_nginx:

@@ -418,6 +418,12 @@ std::string_view origin_in(const Config& config, std::string_view key) {
   return it == config.origin.end() ? std::string_view{} : std::string_view(it->second);
 }
 
+// validate()'s check of `chdir` and enter_directory()'s chdir say it alike.
+[[noreturn]] void fail_to_enter(const Config& config, int error) {
+  fail(origin_in(config, "chdir"), "chdir",
+       fmt::format("cannot change directory to '{}': {}", config.chdir, std::strerror(error)));
+}
+
 // Someone coming from gunicorn types its class names; point at ours.
 std::string gunicorn_class_hint(std::string_view name,
                                 std::span<const std::string_view> worker_classes) {
@@ -486,9 +492,7 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
                       : !S_ISDIR(status.st_mode)                  ? ENOTDIR
                       : ::access(config.chdir.c_str(), X_OK) != 0 ? errno
                                                                   : 0;
-    if (error != 0)
-      fail(origin_of("chdir"), "chdir",
-           fmt::format("cannot change directory to '{}': {}", config.chdir, std::strerror(error)));
+    if (error != 0) fail_to_enter(config, error);
   }
   for (const std::string& variable : config.raw_env)
     if (variable.find('=') == std::string::npos || variable.starts_with('='))
@@ -606,6 +610,10 @@ std::optional<unsigned> file_creation_mask(const Config& config) {
     fail(origin_in(config, "umask"), "umask",
          fmt::format("expected an octal mask from 0 to 777 (like 027), got '{}'", config.umask));
   return mask;
+}
+
+void enter_directory(const Config& config) {
+  if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) fail_to_enter(config, errno);
 }
 
 std::string to_yaml(const Config& config) {

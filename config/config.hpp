@@ -115,6 +115,9 @@ void validate(const Config& config, std::span<const std::string_view> worker_cla
 std::optional<sys::Identity> worker_identity(const Config& config);
 // `umask` as a mask; nullopt when it is empty. Throws ConfigError.
 std::optional<unsigned> file_creation_mask(const Config& config);
+// chdir(2) into `chdir` (nothing when it is empty). Throws ConfigError with
+// the same words as validate()'s check of the key, its line included.
+void enter_directory(const Config& config);
 
 // The effective configuration as YAML (what --check-config prints).
 std::string to_yaml(const Config& config);

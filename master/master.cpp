@@ -955,9 +955,7 @@ void Master::set_up_process() {
 // directory on every reload, not one nested in the last.
 void Master::enter_working_directory() {
   return_to_start_directory();
-  if (!config_.chdir.empty() && ::chdir(config_.chdir.c_str()) != 0)
-    throw config::ConfigError(fmt::format("key 'chdir': cannot change directory to '{}': {}",
-                                          config_.chdir, std::strerror(errno)));
+  config::enter_directory(config_);
 }
 
 void Master::return_to_start_directory() {

@@ -564,9 +564,12 @@ class IoUringWorker final : public Worker {
   // has finished every accept (its last CQE, without F_MORE): that drain
   // collects the connections whose wake-ups this worker swallowed. It uses
   // plain accept4 calls: an io_uring accept on an empty queue would wait
-  // rather than say EAGAIN.
+  // rather than say EAGAIN. A reuse_port socket of this worker's own stops
+  // taking SYNs at once, so that by the drain a turn later no handshake is
+  // still completing into a queue about to close (and reset what it holds).
   void begin_stopping() {
     stopping_ = true;
+    refuse_new_connections();
     for (uint32_t slot = 0; slot < slab_.size(); ++slot) {
       SlabEntry& entry = slab_[slot];
       if (!entry.connection || entry.connection->closing) continue;

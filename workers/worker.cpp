@@ -17,6 +17,7 @@
 #include <ctime>
 #include <random>
 #include <string_view>
+#include <utility>
 
 #include "http/date.hpp"
 #include "http/message.hpp"
@@ -304,16 +305,10 @@ std::optional<Worker::Accepted> Worker::accept_client(int listener, int flags) {
 
 void Worker::take_backlog_and_close_listeners(int accept_flags,
                                               const std::function<void(Accepted&&)>& adopt) {
+  refuse_new_connections();
   size_t taken = 0;
   for (sys::Listener& listener : listeners_) {
     if (!listener.fd) continue;
-    if (listener.exclusive) {
-      try {
-        sys::refuse_new_connections(listener.fd.get());
-      } catch (const std::exception& error) {
-        spdlog::warn("{}: new connections may be reset", error.what());
-      }
-    }
     while (auto client = accept_client(listener.fd.get(), accept_flags)) {
       adopt(std::move(*client));
       ++taken;
@@ -321,6 +316,18 @@ void Worker::take_backlog_and_close_listeners(int accept_flags,
     listener.fd.reset();
   }
   if (taken > 0) spdlog::debug("stopping: serving {} connections from the listen backlog", taken);
+}
+
+void Worker::refuse_new_connections() {
+  if (std::exchange(refusing_, true)) return;
+  for (sys::Listener& listener : listeners_) {
+    if (!listener.fd || !listener.exclusive) continue;
+    try {
+      sys::refuse_new_connections(listener.fd.get());
+    } catch (const std::exception& error) {
+      spdlog::warn("{}: new connections may be reset", error.what());
+    }
+  }
 }
 
 void Worker::connection_accepted() noexcept {

@@ -151,9 +151,15 @@ class Worker {
   // EAGAIN, hands every connection to `adopt`, then closes the listeners.
   // On the final stop the master has made the shared listeners refuse new
   // connections before signalling us, so the queues only shrink; a worker's
-  // own reuse_port socket is made to refuse here (sys::refuse_new_connections).
+  // own reuse_port socket is made to refuse here (refuse_new_connections).
   void take_backlog_and_close_listeners(int accept_flags,
                                         const std::function<void(Accepted&&)>& adopt);
+  // A worker's own reuse_port sockets stop taking SYNs (sys::refuse_new_connections);
+  // handshakes already under way still complete into the queue. Called by
+  // take_backlog_and_close_listeners, or earlier by a worker that takes the
+  // backlog a turn after deciding to stop: then no handshake is still
+  // completing when the queue is taken and closed, which would reset it.
+  void refuse_new_connections();
   // Whether a peer's X-Forwarded-* headers are believed (forwarded_allow_ips;
   // a unix-socket peer is a local proxy, always trusted). Pass the answer to
   // Session::set_peer once per connection.
@@ -177,6 +183,7 @@ class Worker {
 
   const config::Config& config_;
   std::span<sys::Listener> listeners_;  // closed by take_backlog_and_close_listeners()
+  bool refusing_ = false;               // refuse_new_connections() done
   master::ScoreboardSlot& slot_;
   http::Limits limits_;
   app::Handler app_;  // the master's copy (preload_app), or loaded at boot in the child

@@ -781,6 +781,24 @@ TEST_F(Build, ChdirMustBeADirectoryWeCanEnter) {
                 "': No such file or directory");
 }
 
+// The master enters `chdir` on every start and reload; a directory removed
+// since the file was checked fails there in the same words, line included.
+TEST_F(Build, EnteringAChdirThatWentAwaySaysWhereItWasSet) {
+  const auto gone = dir_ / "gone";
+  std::filesystem::create_directory(gone);
+  const std::string yaml = write("q.yaml", "workers: 2\nchdir: " + gone.string() + "\n");
+  const Config config = build_from({"-c", yaml.c_str()});
+  std::filesystem::remove(gone);
+  EXPECT_EQ(error_of([&] { enter_directory(config); }),
+            yaml + ":2:1: key 'chdir': cannot change directory to '" + gone.string() +
+                "': No such file or directory");
+  const auto here = std::filesystem::current_path();
+  std::filesystem::create_directory(gone);
+  enter_directory(config);
+  EXPECT_EQ(std::filesystem::current_path(), gone);
+  std::filesystem::current_path(here);
+}
+
 TEST_F(Build, DefaultsWithoutAnything) {
   Config config = build_from({});
   EXPECT_EQ(to_yaml(config), to_yaml(Config{}));
