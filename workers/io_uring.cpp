@@ -208,15 +208,20 @@ class IoUringWorker final : public Worker {
   void handle_accept(Acceptor& acceptor, const io_uring_cqe& cqe) {
     if (!(cqe.flags & IORING_CQE_F_MORE)) acceptor.armed = acceptor.cancelling = false;
     if (cqe.res >= 0) {
-      sys::Fd socket(cqe.res);
       connection_accepted();
-      return open_ < slab_.size() ? open(std::move(socket)) : waiting_.push_back(std::move(socket));
+      return admit(sys::Fd(cqe.res));
     }
     const int error = -cqe.res;
     if (error == ECANCELED || error == ECONNABORTED || error == EAGAIN || error == EINTR) return;
     // EMFILE and friends end the multishot; re-arming at once would spin.
     spdlog::error("{}", sys::describe("accept4", error));
     accept_backoff_ms_ = now_ms_ + 1000;
+  }
+
+  // A slot if one is free; otherwise the socket waits, unread, for release().
+  void admit(sys::Fd socket) {
+    if (open_ < slab_.size()) return open(std::move(socket));
+    waiting_.push_back(std::move(socket));
   }
 
   void open(sys::Fd socket) {
@@ -584,9 +589,8 @@ class IoUringWorker final : public Worker {
   }
 
   void take_backlog() {
-    take_backlog_and_close_listeners(SOCK_CLOEXEC, [this](Accepted&& client) {
-      open_ < slab_.size() ? open(std::move(client.fd)) : waiting_.push_back(std::move(client.fd));
-    });
+    take_backlog_and_close_listeners(SOCK_CLOEXEC,
+                                     [this](Accepted&& client) { admit(std::move(client.fd)); });
     backlog_taken_ = true;
   }
 

@@ -122,7 +122,7 @@ bool all_replaced(const std::vector<pid_t>& before, const std::vector<pid_t>& no
 // response arrives), so "carried on" is what catches it: a new generation
 // that serves its share of the same load. (An io_uring worker that stopped
 // with its accept still armed took the wake-ups of reconnecting clients and
-// left them queued, unseen by the new workers: 3 runs in ~70 of one reload.)
+// left them queued, unseen by the new workers: 2 runs in 70 of one reload.)
 TEST(ReloadUnderLoad, HupReplacesEveryWorkerWithoutAFailedRequest) {
   if (!has_wrk()) GTEST_SKIP() << "wrk is not installed (deploy/install-deps.sh installs it)";
   constexpr int kReloads = 3;

@@ -792,11 +792,13 @@ TEST_F(Build, EnteringAChdirThatWentAwaySaysWhereItWasSet) {
   EXPECT_EQ(error_of([&] { enter_directory(config); }),
             yaml + ":2:1: key 'chdir': cannot change directory to '" + gone.string() +
                 "': No such file or directory");
-  const auto here = std::filesystem::current_path();
+  struct ReturnHere {  // the other tests' relative paths need the old directory back
+    std::filesystem::path here = std::filesystem::current_path();
+    ~ReturnHere() { std::filesystem::current_path(here); }
+  } return_here;
   std::filesystem::create_directory(gone);
   enter_directory(config);
   EXPECT_EQ(std::filesystem::current_path(), gone);
-  std::filesystem::current_path(here);
 }
 
 TEST_F(Build, DefaultsWithoutAnything) {
