@@ -10,6 +10,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "app/frame_cache.hpp"
@@ -24,8 +25,8 @@ namespace detail {
 // Resumes whoever awaited the finished task (or nobody, for the top level).
 struct FinalAwaiter {
   bool await_ready() const noexcept { return false; }
-  template <class Promise>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> done) const noexcept {
+  template <class FinishedPromise>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<FinishedPromise> done) const noexcept {
     auto next = done.promise().continuation;
     return next ? next : std::noop_coroutine();
   }
@@ -45,19 +46,30 @@ struct PromiseBase {
   }
 };
 
+// What a handler returns: a value (T) or nothing (void). The rest of the
+// promise is the same for both, and so is the Task that owns it.
+template <class T>
+struct Promise : PromiseBase {
+  std::optional<T> value;
+  Task<T> get_return_object() noexcept;
+  template <class U>
+  void return_value(U&& result) {
+    value.emplace(std::forward<U>(result));
+  }
+};
+
+template <>
+struct Promise<void> : PromiseBase {
+  Task<void> get_return_object() noexcept;
+  void return_void() const noexcept {}
+};
+
 }  // namespace detail
 
 template <class T>
 class [[nodiscard]] Task {
  public:
-  struct promise_type : detail::PromiseBase {
-    std::optional<T> value;
-    Task get_return_object() noexcept { return Task(Handle::from_promise(*this)); }
-    template <class U>
-    void return_value(U&& result) {
-      value.emplace(std::forward<U>(result));
-    }
-  };
+  using promise_type = detail::Promise<T>;
   using Handle = std::coroutine_handle<promise_type>;
 
   Task(Task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
@@ -78,43 +90,24 @@ class [[nodiscard]] Task {
     return coroutine_;
   }
   T await_resume() {
-    auto& promise = coroutine_.promise();
+    promise_type& promise = coroutine_.promise();
     if (promise.error) std::rethrow_exception(promise.error);
-    return std::move(*promise.value);
+    if constexpr (!std::is_void_v<T>) return std::move(*promise.value);
   }
 
  private:
+  friend promise_type;
   explicit Task(Handle coroutine) noexcept : coroutine_(coroutine) {}
   Handle coroutine_;
 };
 
-template <>
-class [[nodiscard]] Task<void> {
- public:
-  struct promise_type : detail::PromiseBase {
-    Task get_return_object() noexcept { return Task(Handle::from_promise(*this)); }
-    void return_void() const noexcept {}
-  };
-  using Handle = std::coroutine_handle<promise_type>;
+template <class T>
+Task<T> detail::Promise<T>::get_return_object() noexcept {
+  return Task<T>(Task<T>::Handle::from_promise(*this));
+}
 
-  Task(Task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
-  Task& operator=(Task&&) = delete;
-  ~Task() {
-    if (coroutine_) coroutine_.destroy();
-  }
-
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    coroutine_.promise().continuation = awaiting;
-    return coroutine_;
-  }
-  void await_resume() const {
-    if (coroutine_.promise().error) std::rethrow_exception(coroutine_.promise().error);
-  }
-
- private:
-  explicit Task(Handle coroutine) noexcept : coroutine_(coroutine) {}
-  Handle coroutine_;
-};
+inline Task<void> detail::Promise<void>::get_return_object() noexcept {
+  return Task<void>(Task<void>::Handle::from_promise(*this));
+}
 
 }  // namespace qilin::app
