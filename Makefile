@@ -1,10 +1,12 @@
-# The two commands of the README, and the benchmark. Everything else is CMake.
+# The two commands of the README, the benchmark and the fuzzer. Everything else is CMake.
 BUILD   ?= build
 RELEASE := $(BUILD)/release
 TESTING := $(BUILD)/test
+FUZZING := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz clean
 
 all: build
 
@@ -29,6 +31,17 @@ test:
 bench: build
 	@deploy/install-deps.sh bench
 	bench/run.sh $(RELEASE)/cmd/qilin
+
+# libFuzzer on http::Session for FUZZ_SECONDS, from tests/fuzz/seeds; what it
+# learns stays in $(FUZZING)/corpus for the next run, a finding in $(FUZZING).
+fuzz:
+	@deploy/install-deps.sh fuzz
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZING) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DQILIN_SANITIZE=ON -DQILIN_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZING) -j $(JOBS) --target session_fuzz
+	@mkdir -p $(FUZZING)/corpus
+	cd $(FUZZING) && tests/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
+	  -timeout=10 corpus $(CURDIR)/tests/fuzz/seeds
 
 clean:
 	rm -rf $(BUILD)

@@ -3,6 +3,7 @@
 #   deploy/install-deps.sh [build]   compile qilin (make build, make run, the container)
 #   deploy/install-deps.sh test      build + what the test suite talks to (make test)
 #   deploy/install-deps.sh bench     build + the load generator and the peers (make bench)
+#   deploy/install-deps.sh fuzz      build + clang and its libFuzzer runtime (make fuzz)
 # Idempotent and quiet when everything is present; uses sudo when not root.
 set -euo pipefail
 
@@ -24,12 +25,15 @@ bench=(
   gunicorn python3 gnuplot-nox fonts-dejavu-core  # the font of gnuplot's pngcairo
 )
 
+fuzz=(clang libclang-rt-14-dev)
+
 profile=${1:-build}
 case "$profile" in
   build) packages=("${build[@]}") ;;
   test) packages=("${build[@]}" "${test[@]}") ;;
   bench) packages=("${build[@]}" "${bench[@]}") ;;
-  *) echo "install-deps: unknown profile '$profile' (build, test or bench)" >&2; exit 2 ;;
+  fuzz) packages=("${build[@]}" "${fuzz[@]}") ;;
+  *) echo "install-deps: unknown profile '$profile' (build, test, bench or fuzz)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -665,7 +665,8 @@ struct Session::State {
         push_iov(iov, p.data.data() + data_off, p.data.size() - data_off);
       }
       size_t tail_off = off > p.line_len + p.data.size() ? off - p.line_len - p.data.size() : 0;
-      push_iov(iov, "\r\n" + tail_off, p.tail_len - tail_off);
+      static constexpr std::string_view kCrlf = "\r\n";
+      push_iov(iov, kCrlf.data() + tail_off, p.tail_len - tail_off);
     }
     return s.stream_state != StreamState::kOpen;
   }
