@@ -20,6 +20,8 @@ REQUESTS = {
     "expect": b"PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
     "proxy": b"PROXY TCP4 1.2.3.4 5.6.7.8 80 90\r\n"
              b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 9.9.9.9\r\n\r\n",
+    "proxy-v2": b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([1, 2, 3, 4, 5, 6, 7, 8])
+                + b"\x00\x50\x00\x5a" + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "long-target": b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
     "close-then-more": b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
                        b"GET / HTTP/1.1\r\n\r\n",
