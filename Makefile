@@ -32,16 +32,20 @@ bench: build
 	@deploy/install-deps.sh bench
 	bench/run.sh $(RELEASE)/cmd/qilin
 
-# libFuzzer on http::Session for FUZZ_SECONDS, from tests/fuzz/seeds; what it
-# learns stays in $(FUZZING)/corpus for the next run, a finding in $(FUZZING).
+# libFuzzer on http::Session, then on the config file, FUZZ_SECONDS each,
+# from tests/fuzz/seeds/NAME; what it learns stays in $(FUZZING)/corpus/NAME
+# for the next run, a finding in $(FUZZING).
+FUZZ_TARGETS := session config
 fuzz:
 	@deploy/install-deps.sh fuzz
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZING) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DQILIN_SANITIZE=ON -DQILIN_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZING) -j $(JOBS) --target session_fuzz
-	@mkdir -p $(FUZZING)/corpus
-	cd $(FUZZING) && tests/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-	  -timeout=10 corpus $(CURDIR)/tests/fuzz/seeds
+	@cmake --build $(FUZZING) -j $(JOBS) --target $(FUZZ_TARGETS:%=%_fuzz)
+	@set -e; cd $(FUZZING); for target in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$target; \
+	  tests/fuzz/$${target}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	    corpus/$$target $(CURDIR)/tests/fuzz/seeds/$$target; \
+	done
 
 clean:
 	rm -rf $(BUILD)

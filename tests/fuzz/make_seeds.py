@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/fuzz/seeds/: session_fuzz inputs that each serve a real
+"""Writes tests/fuzz/seeds/session/: session_fuzz inputs that each serve a real
 exchange, for libFuzzer (make fuzz) and the replay (make test) to start from.
 
 An input is two set-up bytes (bit 0 trusted proxy, bit 1 PROXY header
@@ -52,7 +52,7 @@ def program(request: bytes, shape) -> bytes:
 
 
 def main() -> None:
-    out = pathlib.Path(__file__).parent / "seeds"
+    out = pathlib.Path(__file__).parent / "seeds" / "session"
     out.mkdir(exist_ok=True)
     for old in out.iterdir():
         old.unlink()

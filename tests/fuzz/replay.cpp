@@ -1,12 +1,13 @@
-// make test's run of the session fuzz target, without libFuzzer (any
-// compiler): every seed, then a fixed series of mutations of them, the same
-// series on every run, through LLVMFuzzerTestOneInput under ASan and UBSan.
+// make test's run of a fuzz target, without libFuzzer (any compiler): every
+// seed, then a fixed series of mutations of them, the same series on every
+// run, through the target's LLVMFuzzerTestOneInput under ASan and UBSan.
 // Coverage-guided search is make fuzz's job; this keeps what the seeds and
-// their near neighbours reach from breaking.
+// their near neighbours reach from breaking. Linked once per target
+// (session_fuzz_replay, config_fuzz_replay).
 //
-//   session_fuzz_replay SEEDS_DIR               run them all
-//   session_fuzz_replay SEEDS_DIR --write N F   write input N to F (to trace it:
-//                                               SESSION_FUZZ_TRACE=1 with the libFuzzer build)
+//   X_fuzz_replay SEEDS_DIR [--mutations M]   run the seeds and M mutations (200,000)
+//   X_fuzz_replay SEEDS_DIR --write N F        write input N to F, to run it alone
+//                                              (the libFuzzer build takes it as an argument)
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-constexpr uint64_t kMutations = 200000;
+constexpr uint64_t kDefaultMutations = 200000;
 using Input = std::vector<uint8_t>;
 
 // A finding (the target's abort, a sanitizer's report) ends the process: say
@@ -50,7 +51,7 @@ void name_the_input() {
     *--at = static_cast<char>('0' + number % 10);
     number /= 10;
   } while (number != 0);
-  static constexpr char kSaid[] = "session_fuzz_replay: the finding is input ";
+  static constexpr char kSaid[] = "fuzz replay: the finding is input ";
   (void)!::write(STDERR_FILENO, kSaid, sizeof kSaid - 1);
   (void)!::write(STDERR_FILENO, at, static_cast<size_t>(end - at));
 }
@@ -127,35 +128,38 @@ Input mutate(const std::vector<Input>& seeds, Random& random) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2 && (argc != 5 || std::string(argv[2]) != "--write")) {
-    std::fprintf(stderr, "usage: %s SEEDS_DIR [--write N FILE]\n", argv[0]);
+  const std::string option = argc > 2 ? argv[2] : "";
+  const bool writing = argc == 5 && option == "--write";
+  if (argc != 2 && !writing && !(argc == 4 && option == "--mutations")) {
+    std::fprintf(stderr, "usage: %s SEEDS_DIR [--mutations M | --write N FILE]\n", argv[0]);
     return 2;
   }
   const std::vector<Input> seeds = read_seeds(argv[1]);
   if (seeds.empty()) {
-    std::fprintf(stderr, "session_fuzz_replay: no seeds in %s\n", argv[1]);
+    std::fprintf(stderr, "%s: no seeds in %s\n", argv[0], argv[1]);
     return 1;
   }
-  const uint64_t wanted = argc == 5 ? std::strtoull(argv[3], nullptr, 10) : UINT64_MAX;
+  const uint64_t wanted = writing ? std::strtoull(argv[3], nullptr, 10) : 0;
+  const uint64_t mutations =
+      argc == 4 ? std::strtoull(argv[3], nullptr, 10) : writing ? wanted + 1 : kDefaultMutations;
   std::signal(SIGABRT, on_abort);
 #ifdef QILIN_SANITIZER_HOOKS
   __sanitizer_set_death_callback(name_the_input);
 #endif
   Random random;
-  const uint64_t total = seeds.size() + kMutations;
-  for (uint64_t number = 0; number < total; ++number) {
-    const Input input =
-        number < seeds.size() ? seeds[number] : mutate(seeds, random);
-    if (argc == 5) {
+  for (uint64_t number = 0; number < seeds.size() + mutations; ++number) {
+    const Input input = number < seeds.size() ? seeds[number] : mutate(seeds, random);
+    if (writing) {
       if (number != wanted) continue;
       std::ofstream(argv[4], std::ios::binary)
-          .write(reinterpret_cast<const char*>(input.data()), static_cast<std::streamsize>(input.size()));
+          .write(reinterpret_cast<const char*>(input.data()),
+                 static_cast<std::streamsize>(input.size()));
       return 0;
     }
     running = number;
     LLVMFuzzerTestOneInput(input.data(), input.size());
   }
-  std::printf("session_fuzz_replay: %zu seeds and %llu mutations, no finding\n", seeds.size(),
-              static_cast<unsigned long long>(kMutations));
+  std::printf("%s: %zu seeds and %llu mutations, no finding\n", argv[0], seeds.size(),
+              static_cast<unsigned long long>(mutations));
   return 0;
 }

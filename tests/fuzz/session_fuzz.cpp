@@ -7,8 +7,8 @@
 //
 // The input is a little program (two set-up bytes, then steps: see run() and
 // make_seeds.py). libFuzzer drives it in make fuzz; in make test,
-// session_fuzz_replay runs the committed seeds and a fixed series of their
-// mutations.
+// session_fuzz_replay runs tests/fuzz/seeds/session and a fixed series of
+// their mutations.
 #include <llhttp.h>
 #include <sys/mman.h>
 #include <unistd.h>
