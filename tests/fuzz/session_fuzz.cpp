@@ -144,10 +144,8 @@ class Reader {
       const std::string id = std::exchange(self.id_, {});
       self.field_.clear();
       if (parser->status_code >= 100 && parser->status_code < 200) return 0;  // interim
-      if (self.methods_.empty()) {  // none owed: only the error that ends the input may come
-        const int status = parser->status_code;
-        if (status != 400 && status != 413 && status != 414 && status != 417 && status != 431 &&
-            status != 501 && status != 505)
+      if (self.methods_.empty()) {  // none owed: only the error that ended the input may come
+        if (parser->status_code != std::exchange(self.rejection_, 0))
           broken("a response nobody asked for");
         return 0;
       }
@@ -160,6 +158,9 @@ class Reader {
     parser_.data = this;
   }
   void expect(std::string_view method, uint64_t id) { methods_.emplace_back(method, id); }
+  // The error response the session queued in place of a request: the status
+  // take_rejection() reported (for the access log) must be the one written.
+  void expect_rejection(int status) { rejection_ = status; }
   void read(std::string_view bytes) {
     if (bytes.empty()) return;
     const llhttp_errno_t error = llhttp_execute(&parser_, bytes.data(), bytes.size());
@@ -173,6 +174,7 @@ class Reader {
   std::deque<std::pair<std::string, uint64_t>> methods_;  // of the requests answers are owed to
   std::string field_, id_;
   bool field_done_ = true;
+  int rejection_ = 0;
 };
 
 void run(Script& script) {
@@ -183,8 +185,13 @@ void run(Script& script) {
   std::vector<Request> unanswered;
   uint64_t next_id = 0;
   bool truncates = false;  // a stream that throws ends a response early: stop reading there
+  // A worker takes the rejection whenever it looks; it must be taken before it is read.
+  auto take_rejection = [&] {
+    if (auto rejection = session.take_rejection()) reader.expect_rejection(rejection->status);
+  };
 
   auto write = [&](size_t budget) {
+    take_rejection();
     while (budget > 0) {
       auto memory = session.output();
       std::string sent;
@@ -223,7 +230,7 @@ void run(Script& script) {
           reader.expect(request->method, request->id);
           unanswered.push_back(std::move(*request));
         }
-        (void)session.take_rejection();
+        take_rejection();
         break;
       case 3: {  // the app answers one, oldest or newest first
         const uint8_t how = script.byte(), size = script.byte();
