@@ -194,6 +194,54 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+// YAML text is Unicode, and --check-config prints settings back as YAML: a
+// byte that is not UTF-8, or a noncharacter (U+FDD0..U+FDEF, U+xFFFE,
+// U+xFFFF, which yaml-cpp writes as U+FFFD), would come back as another
+// setting. So string settings, from the file or from a flag, must be
+// well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+// U+10FFFF) without noncharacters. Returns what is wrong, or nothing.
+size_t utf8_sequence_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;  // a continuation byte, an overlong lead (C0, C1) or past U+10FFFF
+}
+
+std::optional<std::string> not_unicode_text(std::string_view text) {
+  size_t at = 0;
+  while (at < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[at]);
+    const size_t length = utf8_sequence_length(lead);
+    const auto bad_byte = [&] {
+      return fmt::format("byte 0x{:02X} at offset {}", static_cast<unsigned char>(text[at]), at);
+    };
+    if (length == 0 || at + length > text.size()) return bad_byte();
+    // The second byte's range depends on the first (overlongs, surrogates, > U+10FFFF).
+    const auto second = length > 1 ? static_cast<unsigned char>(text[at + 1]) : 0x80;
+    const unsigned char low = lead == 0xE0 ? 0xA0 : lead == 0xF0 ? 0x90 : 0x80;
+    const unsigned char high = lead == 0xED ? 0x9F : lead == 0xF4 ? 0x8F : 0xBF;
+    if (second < low || second > high) return bad_byte();
+    char32_t code_point = length == 1 ? lead : lead & (0x7F >> length);
+    for (size_t i = 1; i < length; ++i) {
+      const auto next = static_cast<unsigned char>(text[at + i]);
+      if ((next & 0xC0) != 0x80) return bad_byte();
+      code_point = code_point << 6 | (next & 0x3F);
+    }
+    if ((code_point >= 0xFDD0 && code_point <= 0xFDEF) || (code_point & 0xFFFE) == 0xFFFE)
+      return fmt::format("U+{:04X} (a Unicode noncharacter) at offset {}",
+                         static_cast<uint32_t>(code_point), at);
+    at += length;
+  }
+  return std::nullopt;
+}
+
+std::string_view unicode_text(const Key& key, std::string_view text, std::string_view origin) {
+  if (auto wrong = not_unicode_text(text))
+    fail(origin, key.name, fmt::format("expected UTF-8 text, got {}", *wrong));
+  return text;
+}
+
 StringList list_from_string(const Key& key, std::string_view text) {
   if (!key.comma_separated) return {std::string(text)};
   StringList items;
@@ -222,10 +270,10 @@ T from_text(const Key& key, std::string_view text, std::string_view origin) {
   } else if constexpr (std::is_integral_v<T>) {
     return parse_integer<T>(key, text, origin);
   } else if constexpr (std::is_same_v<T, StringList>) {
-    return list_from_string(key, text);
+    return list_from_string(key, unicode_text(key, text, origin));
   } else {
     static_assert(std::is_same_v<T, std::string>);
-    return std::string(text);
+    return std::string(unicode_text(key, text, origin));
   }
 }
 
@@ -245,11 +293,11 @@ T from_yaml(const Key& key, const YAML::Node& node, std::string_view source,
     if (node.IsNull()) return {};
     if (!node.IsScalar())
       fail(origin, key.name, fmt::format("expected a string, got {}", describe(node)));
-    return node.Scalar();
+    return std::string(unicode_text(key, node.Scalar(), origin));
   } else {
     static_assert(std::is_same_v<T, StringList>);
     if (node.IsNull()) return {};
-    if (node.IsScalar()) return list_from_string(key, node.Scalar());
+    if (node.IsScalar()) return list_from_string(key, unicode_text(key, node.Scalar(), origin));
     if (!node.IsSequence())
       fail(origin, key.name,
            fmt::format("expected a string or a list of strings, got {}", describe(node)));
@@ -258,7 +306,7 @@ T from_yaml(const Key& key, const YAML::Node& node, std::string_view source,
       if (!item.IsScalar())
         fail(position(source, item.Mark()), key.name,
              fmt::format("expected a list of strings, got {} in it", describe(item)));
-      items.push_back(item.Scalar());
+      items.emplace_back(unicode_text(key, item.Scalar(), position(source, item.Mark())));
     }
     return items;
   }

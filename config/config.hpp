@@ -68,6 +68,8 @@ struct Config {
   // Where each key given in YAML was written: "FILE:LINE:COLUMN". Lets checks
   // made later (e.g. an unknown worker class) point at the line.
   std::map<std::string, std::string, std::less<>> origin;
+
+  bool operator==(const Config&) const = default;  // origins included
 };
 
 // The message always names the key; for YAML input also "FILE:LINE:COLUMN".

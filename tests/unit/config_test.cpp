@@ -237,6 +237,11 @@ TEST(Validate, AllowListsNameTheEntryKeyAndPosition) {
     EXPECT_THAT(validation_error(std::string("forwarded_allow_ips: ['") + bad + "']\n"),
                 HasSubstr("the prefix length must be 0 to"))
         << bad;
+  EXPECT_EQ(yaml_error("pidfile: \"%\xef\xb7\x90\"\n"),
+            "test.yaml:1:10: key 'pidfile': expected UTF-8 text, got U+FDD0 (a Unicode "
+            "noncharacter) at offset 1");
+  EXPECT_THAT(yaml_error("pidfile: x\xf4\x8f\xbf\xbf\n"), EndsWith("got U+10FFFF (a Unicode "
+                                                                   "noncharacter) at offset 1"));
 }
 
 TEST(AllowList, AddressesNetworksAndEveryone) {
@@ -593,6 +598,37 @@ TEST(ToYaml, RoundTripsControlCharacters) {
   EXPECT_EQ(copy.bind, original.bind);
 }
 
+// --check-config prints to_yaml(), and YAML is Unicode: text that is not
+// UTF-8, or holds a noncharacter, came back as U+FFFD, a different setting
+// (found by config_fuzz). It is refused where it is read, naming the key.
+TEST(Yaml, StringSettingsMustBeUtf8) {
+  EXPECT_EQ(yaml_error("access_log_format: a\x81" "b\n"),
+            "test.yaml:1:20: key 'access_log_format': expected UTF-8 text, got byte 0x81 at "
+            "offset 1");
+  EXPECT_EQ(yaml_error("raw_env: [A=1, \"B=\xff\"]\n"),
+            "test.yaml:1:16: key 'raw_env': expected UTF-8 text, got byte 0xFF at offset 2");
+  EXPECT_EQ(yaml_error("forwarded_allow_ips: 10.0.0.1,\xc3\n"),
+            "test.yaml:1:22: key 'forwarded_allow_ips': expected UTF-8 text, got byte 0xC3 at "
+            "offset 9");
+  // Well-formed lead bytes whose sequences are not: overlong, a surrogate,
+  // past U+10FFFF, cut short.
+  for (const char* bad : {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                          "\xe2\x82", "\xf0\x9d\x84"})
+    EXPECT_THAT(yaml_error(std::string("pidfile: x") + bad + "\n"),
+                StartsWith("test.yaml:1:10: key 'pidfile': expected UTF-8 text, got byte"))
+        << bad;
+}
+
+TEST(ToYaml, RoundTripsUtf8) {
+  Config original;
+  original.access_log_format = "%(h)s \xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e \xf4\x8f\xbf\xbd";
+  original.pidfile = "/run/\xe4\xb8\xad.pid";
+  Config copy;
+  apply_yaml(copy, to_yaml(original), "utf8.yaml");
+  copy.origin.clear();
+  EXPECT_EQ(copy, original);
+}
+
 TEST(ToYaml, DefaultsRoundTrip) {
   Config copy;
   copy.workers = 5;
@@ -804,6 +840,11 @@ TEST_F(Build, EnteringAChdirThatWentAwaySaysWhereItWasSet) {
 TEST_F(Build, DefaultsWithoutAnything) {
   Config config = build_from({});
   EXPECT_EQ(to_yaml(config), to_yaml(Config{}));
+}
+
+TEST_F(Build, FlagValuesMustBeUtf8Too) {
+  EXPECT_EQ(error_of([&] { build_from({"-p", "run\xfe.pid"}); }),
+            "key 'pidfile' (from --pid): expected UTF-8 text, got byte 0xFE at offset 3");
 }
 
 TEST_F(Build, FlagsOverrideTheFile) {
